@@ -1,0 +1,88 @@
+# One command each: `make book` (executed HTML site), `make test` (the test
+# suite), `make pdf` (the whole book as one PDF), `make check` (all CI runs).
+# Every target bootstraps what it needs and is safe to run again.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+JB := $(VENV)/bin/jupyter-book
+STAMP := $(VENV)/.installed
+# -W: warnings are errors; -n: nitpicky references; --keep-going: report them all.
+# --all: re-read every page, so a page that warned last time warns again
+# (execution outputs still come from the cache; see tools/cache_guard.py).
+JBFLAGS := --all -W -n --keep-going
+MATHJAX_VERSION := 3.2.2
+MATHJAX := book/_static/mathjax/tex-chtml.js
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_TEX := texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk \
+           fonts-freefont-otf poppler-utils
+APT_BROWSER := chromium
+PYTEST := $(PY) -m pytest -n 2
+
+.PHONY: help env book pdf test test-fast site-test check chapter clean clean-cache \
+        apt-tex apt-browser
+
+help:
+	@echo "make book    execute every chapter and build the HTML site (_build/html)"
+	@echo "make test    run the test suite (unit, claim and notebook tests)"
+	@echo "make pdf     build the whole book as one PDF (_build/latex/book.pdf)"
+	@echo "make check   everything CI runs: tests, HTML, PDF and the site checks"
+	@echo "make chapter CH=book/foundations/history.md   preview one chapter"
+	@echo "make clean-cache   forget executed outputs; make clean   remove _build"
+
+env: $(STAMP)
+
+# The virtual environment, (re)installed when the requirements change.
+$(STAMP): requirements.txt code/pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+# MathJax served from the site itself: no page makes a third-party request.
+$(MATHJAX):
+	rm -rf _build/npm && mkdir -p _build/npm
+	cd _build/npm && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null \
+	  && tar xzf mathjax-$(MATHJAX_VERSION).tgz
+	rm -rf book/_static/mathjax && mkdir -p book/_static/mathjax
+	cd _build/npm/package/es5 && cp -r tex-chtml.js input output ui a11y sre adaptors \
+	  $(CURDIR)/book/_static/mathjax/
+
+apt-tex:
+	@dpkg -s $(APT_TEX) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_TEX); }
+
+apt-browser:
+	@dpkg -s $(APT_BROWSER) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_BROWSER); }
+
+book: $(STAMP) $(MATHJAX)
+	$(PY) tools/cache_guard.py
+	$(JB) build . $(JBFLAGS) --builder html
+
+pdf: $(STAMP) $(MATHJAX) apt-tex
+	$(PY) tools/cache_guard.py
+	$(JB) build . $(JBFLAGS) --builder pdflatex
+	@cp _build/latex/book.pdf _build/html/book.pdf 2>/dev/null || true
+	@echo "PDF: _build/latex/book.pdf"
+
+test: $(STAMP)
+	$(PYTEST) -m "not site"
+
+test-fast: $(STAMP)
+	$(PYTEST) -m "not site and not slow"
+
+site-test: $(STAMP) apt-browser
+	$(PY) -m pytest -m site -p no:xdist
+
+check: test book pdf site-test
+
+chapter: $(STAMP) $(MATHJAX)
+	$(PY) tools/build_one.py $(CH) $(if $(PDF),--pdf,)
+
+clean-cache:
+	rm -rf _build/.jupyter_cache _build/jupyter_execute
+
+clean:
+	rm -rf _build

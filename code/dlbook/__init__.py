@@ -1,0 +1,1 @@
+"""dlbook: the reference implementations behind the book."""

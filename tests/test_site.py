@@ -1,0 +1,267 @@
+"""Checks of the built book, run by ``make check`` after the HTML and PDF builds.
+
+They read ``_build/html`` and ``_build/latex`` and fail (never skip) when the
+build is missing. Select them with ``pytest -m site``.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.site
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+LATEX = ROOT / "_build" / "latex"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part.get("chapters", [])]
+    return files
+
+
+def chapter_title(doc: str) -> str:
+    for line in (ROOT / f"{doc}.md").read_text().splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    raise AssertionError(f"{doc}.md has no '# ' title")
+
+
+def notebook_chapters() -> list[str]:
+    """Pages with code cells (they are executed by the build)."""
+    return [f for f in toc_files()
+            if "```{code-cell}" in (ROOT / f"{f}.md").read_text()]
+
+
+class _Collect(HTMLParser):
+    """Collect ids, hrefs, and images with their enclosing figure state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.hrefs: list[str] = []
+        self.images: list[dict] = []
+        self._stack: list[tuple[str, bool]] = []  # (tag, is_figure)
+        self._in_article = 0
+        self._figures: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "a" and a.get("name"):
+            self.ids.add(a["name"])
+        if tag in ("a", "link") and a.get("href"):
+            self.hrefs.append(a["href"])
+        if tag in ("img", "script") and a.get("src"):
+            self.hrefs.append(a["src"])
+        if tag == "article":
+            self._in_article += 1
+        if tag == "figure":
+            self._figures.append({"caption": False, "images": []})
+        if tag == "figcaption" and self._figures:
+            self._figures[-1]["caption"] = True
+        if tag == "img" and self._in_article:
+            img = {"src": a.get("src", ""), "alt": (a.get("alt") or "").strip(),
+                   "in_figure": bool(self._figures), "figure": None}
+            if self._figures:
+                img["figure"] = self._figures[-1]
+            self.images.append(img)
+
+    def handle_endtag(self, tag):
+        if tag == "article":
+            self._in_article -= 1
+        if tag == "figure" and self._figures:
+            self._figures.pop()
+
+
+@functools.cache
+def parsed(page: Path) -> _Collect:
+    p = _Collect()
+    p.feed(page.read_text(encoding="utf-8"))
+    return p
+
+
+def test_build_exists():
+    assert (HTML / "index.html").exists(), "run `make book` first"
+    assert (LATEX / "book.pdf").exists(), "run `make pdf` first"
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_every_toc_page_has_html(doc):
+    assert (HTML / f"{doc}.html").exists(), f"no HTML page for {doc}"
+
+
+@functools.cache
+def pdf_text() -> str:
+    out = subprocess.run(["pdftotext", "-layout", str(LATEX / "book.pdf"), "-"],
+                         check=True, capture_output=True, text=True).stdout
+    return re.sub(r"\s+", " ", out).lower()
+
+
+@pytest.mark.parametrize("doc", toc_files()[1:])
+def test_every_chapter_is_in_the_pdf(doc):
+    tex = (LATEX / "book.tex").read_text(encoding="utf-8")
+    title = chapter_title(doc)
+    assert re.search(r"\\chapter\{" + re.escape(title.replace("&", r"\&")), tex), (
+        f"no \\chapter for {title!r} in book.tex")
+    assert title.lower() in pdf_text(), f"{title!r} not found in the PDF's text"
+
+
+def test_pdf_has_no_empty_index_chapters():
+    tex = (LATEX / "book.tex").read_text(encoding="utf-8")
+    assert r"\printindex" not in tex
+    assert "Python Module Index" not in pdf_text().title()
+
+
+@pytest.mark.parametrize("doc", notebook_chapters())
+def test_no_cell_raised(doc):
+    nb = HTML.parent / "jupyter_execute" / f"{doc}.ipynb"
+    assert nb.exists(), f"no executed notebook for {doc}"
+    cells = json.loads(nb.read_text())["cells"]
+    for cell in cells:
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", (
+                f"{doc}: a cell raised {out.get('ename')}: {out.get('evalue')}")
+            if out["output_type"] == "stream":
+                assert out["name"] != "stderr", f"{doc}: stderr: {out['text'][:300]}"
+    assert "Traceback (most recent call last)" not in (HTML / f"{doc}.html").read_text()
+
+
+@pytest.mark.parametrize("doc", notebook_chapters())
+def test_chapter_executes_in_under_a_minute(doc):
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(ROOT / "_build" / ".jupyter_cache"))
+    path = (ROOT / f"{doc}.md").resolve()
+    records = [r for r in cache.list_cache_records() if Path(r.uri).resolve() == path]
+    assert records, f"{doc} has no execution record"
+    seconds = max(records, key=lambda r: r.created).data["execution_seconds"]
+    assert seconds < 60, f"{doc} took {seconds:.1f} s to execute"
+
+
+def _html_pages() -> list[Path]:
+    return sorted(p for p in HTML.rglob("*.html") if "_static" not in p.parts)
+
+
+def test_internal_links_resolve():
+    broken = []
+    for page in _html_pages():
+        for href in parsed(page).hrefs:
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc or href.startswith(("mailto:", "javascript:")):
+                continue
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(HTML)} -> {href}")
+                continue
+            frag = unquote(parts.fragment)
+            if frag and target.suffix == ".html" and frag not in parsed(target).ids:
+                broken.append(f"{page.relative_to(HTML)} -> {href} (no #{frag})")
+    assert not broken, "broken links:\n" + "\n".join(broken[:50])
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_figures_have_caption_and_alt_text(doc):
+    p = parsed(HTML / f"{doc}.html")
+    for img in p.images:
+        assert img["alt"], f"{doc}: image {img['src']} has no alt text"
+        assert img["in_figure"] and img["figure"]["caption"], (
+            f"{doc}: image {img['src']} is not in a captioned figure")
+
+
+# --- In a real browser -----------------------------------------------------
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    handler = functools.partial(_Quiet, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run",
+            "--disable-default-apps"])
+        yield b
+        b.close()
+
+
+def _visit(browser, url: str):
+    """Open ``url``; return (page, console errors, requests that left localhost)."""
+    page = browser.new_page()
+    errors, outside = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        host = urlsplit(r.request.url).hostname
+        if r.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1",
+                                                                    "localhost"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(url, wait_until="load")
+    return page, errors, outside
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_page_in_chromium(doc, server, browser):
+    page, errors, outside = _visit(browser, f"{server}/{doc}.html")
+    has_math = 'class="math' in (HTML / f"{doc}.html").read_text()
+    if has_math:
+        page.wait_for_function(
+            "window.MathJax && MathJax.startup && MathJax.startup.promise"
+            " && document.querySelectorAll('mjx-container').length > 0",
+            timeout=30_000)
+        page.evaluate("MathJax.startup.promise")
+        assert page.locator("mjx-merror").count() == 0, (
+            f"{doc}: MathJax could not typeset: "
+            f"{page.locator('mjx-merror').first.get_attribute('data-mjx-error')}")
+        assert page.locator("mjx-container").count() > 0
+    page.wait_for_load_state("networkidle")
+    page.close()
+    assert not outside, f"{doc}: requests left localhost: {outside[:5]}"
+    assert not errors, f"{doc}: console errors: {errors[:5]}"
+
+
+def test_search_finds_a_chapter(server, browser):
+    page, errors, outside = _visit(browser, f"{server}/search.html?q=perceptron")
+    page.wait_for_selector("#search-results li", timeout=30_000)
+    hits = page.locator("#search-results li a").all_inner_texts()
+    page.close()
+    assert any("history" in h.lower() for h in hits), hits
+    assert not outside and not errors
