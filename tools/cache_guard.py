@@ -31,7 +31,8 @@ STATE = CACHE / "dlbook-fingerprints.json"
 ENV_FILES = [ROOT / "requirements.txt", ROOT / "code" / "pyproject.toml"]
 
 _ABS = re.compile(r"\bdlbook((?:\.\w+)*)")
-_REL = re.compile(r"^\s*from\s+(\.+)(\w*(?:\.\w+)*)\s+import\s+([\w, ()]+)", re.M)
+_FROM = re.compile(r"^\s*from\s+dlbook((?:\.\w+)*)\s+import\s+(\([^)]*\)|[\w, ]+)", re.M)
+_REL = re.compile(r"^\s*from\s+(\.+)(\w*(?:\.\w+)*)\s+import\s+(\([^)]*\)|[\w, ]+)", re.M)
 
 
 def toc_chapters() -> list[Path]:
@@ -68,6 +69,12 @@ def references(text: str, here: str | None) -> set[str]:
             if module_file(".".join(parts[:k])):
                 names.add(".".join(parts[:k]))
                 break
+    for sub, imported in _FROM.findall(text):  # `from dlbook.x import y`
+        base = sub.lstrip(".")
+        for name in re.findall(r"\w+", imported):
+            cand = f"{base}.{name}" if base else name
+            if module_file(cand):
+                names.add(cand)
     for m in re.finditer(r"code/dlbook/([\w/]+)\.py", text):
         names.add(dotted_of(PKG / f"{m.group(1)}.py"))
     if here is not None:

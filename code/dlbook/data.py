@@ -71,8 +71,11 @@ def digits(
             f"test_size + val_size must be < 1, got {test_size + val_size}")
     ds = load_digits()
     X, y = ds.data / 16.0, ds.target
-    X_tr, X_te, y_tr, y_te = train_test_split(
-        X, y, test_size=test_size, random_state=seed, stratify=y)
+    if test_size > 0:
+        X_tr, X_te, y_tr, y_te = train_test_split(
+            X, y, test_size=test_size, random_state=seed, stratify=y)
+    else:
+        X_tr, X_te, y_tr, y_te = X, X[:0], y, y[:0]
     if val_size > 0:
         X_tr, X_va, y_tr, y_va = train_test_split(
             X_tr, y_tr, test_size=val_size / (1 - test_size),
