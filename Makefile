@@ -60,11 +60,12 @@ apt-browser:
 book: $(STAMP) $(MATHJAX)
 	$(PY) tools/cache_guard.py
 	$(JB) build . $(JBFLAGS) --builder html
+	@[ ! -f _build/latex/book.pdf ] || cp _build/latex/book.pdf _build/html/book.pdf
 
 pdf: $(STAMP) $(MATHJAX) apt-tex
 	$(PY) tools/cache_guard.py
 	$(JB) build . $(JBFLAGS) --builder pdflatex
-	@cp _build/latex/book.pdf _build/html/book.pdf 2>/dev/null || true
+	@[ ! -d _build/html ] || cp _build/latex/book.pdf _build/html/book.pdf
 	@echo "PDF: _build/latex/book.pdf"
 
 test: $(STAMP)

@@ -118,9 +118,20 @@ def pdf_text() -> str:
 def test_every_chapter_is_in_the_pdf(doc):
     tex = (LATEX / "book.tex").read_text(encoding="utf-8")
     title = chapter_title(doc)
+    if doc == "book/bibliography":  # typeset as LaTeX's own bibliography
+        assert tex.count(r"\begin{sphinxthebibliography}") == 1
+        assert r"\bibitem" in tex
+        return
     assert re.search(r"\\chapter\{" + re.escape(title.replace("&", r"\&")), tex), (
         f"no \\chapter for {title!r} in book.tex")
     assert title.lower() in pdf_text(), f"{title!r} not found in the PDF's text"
+
+
+def test_latex_log_is_clean():
+    log = (LATEX / "book.log").read_text(encoding="utf-8", errors="replace")
+    for problem in ("There were undefined references", "Citation `",
+                    "Missing character", "undefined on input line"):
+        assert problem not in log, f"book.log: {problem!r}"
 
 
 def test_pdf_has_no_empty_index_chapters():
@@ -265,3 +276,11 @@ def test_search_finds_a_chapter(server, browser):
     page.close()
     assert any("history" in h.lower() for h in hits), hits
     assert not outside and not errors
+
+
+@pytest.mark.parametrize("doc", notebook_chapters())
+def test_chapter_has_a_binder_launch_button(doc):
+    html = (HTML / f"{doc}.html").read_text(encoding="utf-8")
+    m = re.search(r'href="(https://mybinder\.org/v2/gh/[^"]+)"', html)
+    assert m, f"{doc}: no Binder launch button"
+    assert m.group(1).endswith(f"urlpath=lab/tree/{doc}.md"), m.group(1)
