@@ -20,6 +20,8 @@ APT_TEX := texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk \
            fonts-freefont-otf poppler-utils
 APT_BROWSER := chromium
 PYTEST := $(PY) -m pytest -n 2
+# Builds and tests run with the network cut off: nothing may be downloaded.
+OFFLINE := tools/offline
 
 .PHONY: help env book pdf test test-fast site-test check chapter clean clean-cache \
         apt-tex apt-browser
@@ -59,23 +61,23 @@ apt-browser:
 
 book: $(STAMP) $(MATHJAX)
 	$(PY) tools/cache_guard.py
-	$(JB) build . $(JBFLAGS) --builder html
+	$(OFFLINE) $(JB) build . $(JBFLAGS) --builder html
 	@[ ! -f _build/latex/book.pdf ] || cp _build/latex/book.pdf _build/html/book.pdf
 
 pdf: $(STAMP) $(MATHJAX) apt-tex
 	$(PY) tools/cache_guard.py
-	$(JB) build . $(JBFLAGS) --builder pdflatex
+	$(OFFLINE) $(JB) build . $(JBFLAGS) --builder pdflatex
 	@[ ! -d _build/html ] || cp _build/latex/book.pdf _build/html/book.pdf
 	@echo "PDF: _build/latex/book.pdf"
 
 test: $(STAMP)
-	$(PYTEST) -m "not site"
+	$(OFFLINE) $(PYTEST) -m "not site"
 
 test-fast: $(STAMP)
-	$(PYTEST) -m "not site and not slow"
+	$(OFFLINE) $(PYTEST) -m "not site and not slow"
 
 site-test: $(STAMP) apt-browser
-	$(PY) -m pytest -m site -p no:xdist
+	$(OFFLINE) $(PY) -m pytest -m site -p no:xdist
 
 check: test book pdf site-test
 
