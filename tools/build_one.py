@@ -3,8 +3,8 @@
 
 Usage: .venv/bin/python tools/build_one.py book/foundations/history.md [--pdf]
 
-Makes a small book in _build/one/<slug>/ with the preface, this chapter and the
-bibliography, using the project's real _config.yml and references.bib. The other
+Makes a small book in _build/one/<slug>/ with the preface, this chapter, the
+notation and API appendices and the bibliography, using the project's real _config.yml and references.bib. The other
 chapters of _toc.yml are replaced by one-line stubs that carry only their
 chapter label (``ch-<slug>``), so that ``{ref}`ch-...``` links resolve. Builds
 HTML (and with --pdf the PDF) with warnings as errors, like the full build.
@@ -40,7 +40,8 @@ def main() -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    keep = {str(chapter), toc["root"], "book/bibliography"}
+    keep = {str(chapter), toc["root"], "book/bibliography",
+            "book/appendix/notation", "book/appendix/api"}
     for f in chapters(toc):
         dst = out / f"{f}.md"
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,8 @@ def main() -> int:
             dst.write_text(f"(ch-{slug})=\n# {slug}\n\nStub.\n")
     for name in ["_config.yml", "_toc.yml", "references.bib"]:
         shutil.copy(ROOT / name, out / name)
-    shutil.copytree(ROOT / "book" / "_latex", out / "book" / "_latex")
+    for folder in ("_latex", "_ext"):
+        shutil.copytree(ROOT / "book" / folder, out / "book" / folder)
     if (ROOT / "book" / "_static").exists():
         shutil.copytree(ROOT / "book" / "_static", out / "book" / "_static")
     jb = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(out),
