@@ -53,6 +53,7 @@ def main() -> int:
             dst.write_text(f"(ch-{slug})=\n# {slug}\n\nStub.\n")
     for name in ["_config.yml", "_toc.yml", "references.bib"]:
         shutil.copy(ROOT / name, out / name)
+    (out / "code").symlink_to(ROOT / "code")  # for literalinclude
     for folder in ("_latex", "_ext"):
         shutil.copytree(ROOT / "book" / folder, out / "book" / folder)
     if (ROOT / "book" / "_static").exists():
