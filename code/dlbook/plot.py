@@ -7,6 +7,8 @@ LaTeX build), so figures are sharp on screen and on paper.
 """
 from __future__ import annotations
 
+import logging
+
 import matplotlib as mpl
 
 __all__ = ["use_book_style", "COLORS", "FULL", "HALF"]
@@ -46,9 +48,14 @@ def use_book_style(formats: tuple[str, ...] = ("retina", "pdf")) -> None:
 
     ``formats`` are IPython's inline formats; the default gives the HTML
     build a 2x PNG and the PDF build a vector figure. Outside IPython only
-    the style is applied.
+    the style is applied. It also keeps fontTools' logger to errors (see the
+    comment in the code).
     """
     mpl.rcParams.update(_STYLE)
+    # Embedding fonts in PDF figures makes fontTools log a harmless note about
+    # a font's timestamp on stderr, which the strict build would treat as an
+    # error output; keep its logger to real errors.
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
     mpl.rcParams["axes.prop_cycle"] = mpl.cycler(color=COLORS)
     try:
         from IPython import get_ipython
