@@ -1,0 +1,183 @@
+"""Tests of dlbook.train: fit's history, early stopping, determinism, dropout."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dlbook import optim
+from dlbook.data import digits
+from dlbook.seed import torch_generator
+from dlbook.train import (Dropout, History, accuracy, dropout, evaluate, fit,
+                          iterate_minibatches)
+
+F = nn.functional
+
+
+def _mlp(seed: int = 0, hidden: int = 32, p: float = 0.0) -> nn.Module:
+    torch.manual_seed(seed)
+    layers = [nn.Linear(64, hidden), nn.ReLU()]
+    if p:
+        layers.append(Dropout(p, generator=torch_generator(seed)))
+    return nn.Sequential(*layers, nn.Linear(hidden, 10))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return digits(seed=0, val_size=0.2)
+
+
+def test_history_contents(data):
+    model = _mlp()
+    n = len(data.X_train)
+    h = fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.5),
+            data.train, epochs=3, batch_size=64, val=data.val,
+            metrics={"acc": accuracy}, generator=torch_generator(0))
+    assert isinstance(h, History) and len(h) == 3
+    assert set(h.keys()) == {"train_loss", "train_acc", "val_loss", "val_acc"}
+    assert len(h.step_loss) == 3 * math.ceil(n / 64)
+    assert h["train_loss"][-1] < h["train_loss"][0]
+    assert h.final == h.epochs[-1]
+    assert h.best == h.epochs[h.best_epoch - 1]
+    assert h.final["val_acc"] > 0.8
+    # the recorded numbers are those evaluate() gives for the final model
+    again = evaluate(model, F.cross_entropy, data.val, {"acc": accuracy}, "val_")
+    assert math.isclose(again["val_loss"], h.final["val_loss"], rel_tol=1e-6)
+    with pytest.raises(KeyError, match="no metric"):
+        h["val_f1"]
+
+
+def test_deterministic_with_seeded_generator(data):
+    def run(seed):
+        model = _mlp(0, p=0.2)
+        return fit(model, F.cross_entropy,
+                   optim.Adam(model.parameters(), lr=1e-2), data.train,
+                   epochs=2, batch_size=32, generator=torch_generator(seed))
+
+    a, b, c = run(1), run(1), run(2)
+    assert a.step_loss == b.step_loss
+    assert a.step_loss != c.step_loss  # the generator is really used
+
+
+def test_works_with_torch_optim_and_matches_dlbook_optim(data):
+    def run(make):
+        model = _mlp().double()
+        X, y = data.train
+        return fit(model, F.cross_entropy, make(model.parameters()),
+                   (X.double(), y), epochs=2, batch_size=50,
+                   generator=torch_generator(3))
+
+    ours = run(lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True))
+    theirs = run(lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9,
+                                            nesterov=True))
+    assert len(ours.step_loss) == len(theirs.step_loss)
+    for a, b in zip(ours.step_loss, theirs.step_loss):
+        assert math.isclose(a, b, rel_tol=1e-10)
+
+
+def test_scheduler_is_stepped_once_per_epoch(data):
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    fit(model, F.cross_entropy, opt, data.train, epochs=3, batch_size=128,
+        scheduler=sched, generator=torch_generator(0))
+    assert math.isclose(opt.param_groups[0]["lr"], 0.1 * 0.5**3)
+
+
+def _overfit_run(data, patience=None, restore_best=False, epochs=150):
+    X, y = data.X_train[:60], data.y_train[:60]
+    model = _mlp(0, hidden=256)
+    h = fit(model, F.cross_entropy, optim.Adam(model.parameters(), lr=3e-3),
+            (X, y), epochs=epochs, val=data.val, patience=patience,
+            restore_best=restore_best)
+    return model, h
+
+
+def test_early_stopping_and_restore_best(data):
+    _, full = _overfit_run(data)
+    assert 1 <= full.best_epoch < len(full) - 10  # validation loss turns up
+    assert full.final["val_loss"] > full.best["val_loss"]
+    model, h = _overfit_run(data, patience=5, restore_best=True)
+    assert h.stopped_early
+    assert len(h) == h.best_epoch + 5
+    assert h["val_loss"] == full["val_loss"][:len(h)]  # same run, cut short
+    restored = evaluate(model, F.cross_entropy, data.val)["loss"]
+    assert math.isclose(restored, h.best["val_loss"], rel_tol=1e-6)
+    assert restored < h.final["val_loss"]
+
+
+def test_min_delta_and_callback(data):
+    model = _mlp()
+    norms = []
+
+    def probe(m, record):
+        record["w_norm"] = m[0].weight.norm().item()
+        norms.append(record["w_norm"])
+
+    h = fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.05),
+            data.train, epochs=30, batch_size=256, val=data.val,
+            patience=1, min_delta=1.0, callback=probe)
+    assert h.stopped_early and len(h) == 2  # no epoch can improve by 1.0 nats
+    assert h["w_norm"] == norms
+
+
+def test_divergence_stops_training(data):
+    model = nn.Linear(64, 1)  # least squares: lr far above 2/L blows up
+    X, y = data.X_train, data.y_train.float().unsqueeze(1)
+    h = fit(model, F.mse_loss, optim.SGD(model.parameters(), lr=10.0),
+            (X, y), epochs=200, batch_size=32, generator=torch_generator(0))
+    assert h.diverged and len(h) < 200
+    assert not math.isfinite(h.step_loss[-1])
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(epochs=-1), "epochs"), (dict(epochs=1, batch_size=0), "batch_size"),
+    (dict(epochs=1, patience=0), "patience"),
+])
+def test_bad_arguments(data, kw, match):
+    model = _mlp()
+    with pytest.raises(ValueError, match=match):
+        fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1),
+            data.train, **kw)
+    with pytest.raises(ValueError, match="train"):
+        fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1),
+            (data.X_train, data.y_train[:3]), epochs=1)
+
+
+def test_iterate_minibatches_is_a_partition():
+    idx = list(iterate_minibatches(10, 3, torch_generator(0)))
+    assert [len(i) for i in idx] == [3, 3, 3, 1]
+    assert sorted(torch.cat(idx).tolist()) == list(range(10))
+
+
+def test_dropout_is_unbiased_and_scales_survivors():
+    g = torch_generator(0)
+    x = torch.linspace(-2, 3, 50, dtype=torch.float64)
+    for p in [0.1, 0.5, 0.8]:
+        draws = torch.stack([dropout(x, p, generator=g) for _ in range(4000)])
+        # E[dropout(x)] = x; the Monte Carlo error is sd/sqrt(n)
+        sd = x.abs() * math.sqrt(p / (1 - p))
+        assert ((draws.mean(0) - x).abs() <= 5 * sd / math.sqrt(4000) + 1e-12).all()
+        kept = draws != 0
+        assert abs(kept.double().mean().item() - (1 - p)) < 0.01
+        scaled = (draws / x)[kept]
+        assert torch.allclose(scaled, torch.full_like(scaled, 1 / (1 - p)))
+
+
+def test_dropout_module_modes_and_torch_agreement():
+    layer = Dropout(0.3, generator=torch_generator(0))
+    x = torch.ones(20000)
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    layer.train()
+    ours = layer(x)
+    theirs = nn.Dropout(0.3).train()(x)
+    # same law as torch's inverted dropout: same support, same zero fraction
+    assert set(ours.unique().tolist()) == set(theirs.unique().tolist())
+    assert abs((ours == 0).float().mean() - (theirs == 0).float().mean()) < 0.02
+    assert torch.equal(dropout(x, 0.0), x)
+    assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))
+    with pytest.raises(ValueError, match="p must"):
+        Dropout(1.5)
