@@ -202,3 +202,50 @@ def test_cache_guard_fingerprint_changes_with_a_dependency(tmp_path, monkeypatch
     assert f1 != f0
     (root / "requirements.txt").write_text("torch==2.14.0\n")  # the pins
     assert cache_guard.fingerprint(chapter) != f1
+
+
+def test_cache_guard_matches_copies_of_a_chapter():
+    ch = ROOT / "book" / "foundations" / "history.md"
+    assert cache_guard.same_chapter(str(ch), ch)
+    assert cache_guard.same_chapter(
+        str(ROOT / "_build" / "one" / "history" / "book" / "foundations" / "history.md"), ch)
+    assert not cache_guard.same_chapter(str(ROOT / "book" / "foundations" / "training.md"), ch)
+
+
+def test_cache_guard_drops_the_records_of_a_changed_chapter(tmp_path, monkeypatch):
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    root = tmp_path
+    pkg = root / "code" / "dlbook"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("v = 1\n")
+    (root / "requirements.txt").write_text("torch==2.13.0\n")
+    (root / "code" / "pyproject.toml").write_text("[project]\n")
+    (root / "book").mkdir()
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/a\nparts:\n"
+                                   "  - chapters:\n      - file: book/b\n")
+    (root / "book" / "a.md").write_text("```{code-cell}\nfrom dlbook.a import v\n```\n")
+    (root / "book" / "b.md").write_text("```{code-cell}\nx = 1\n```\n")
+    cache_dir = root / "_build" / ".jupyter_cache"
+    for name, value in [("ROOT", root), ("PKG", pkg), ("CACHE", cache_dir),
+                        ("STATE", cache_dir / "dlbook-fingerprints.json"),
+                        ("ENV_FILES", [root / "requirements.txt",
+                                       root / "code" / "pyproject.toml"])]:
+        monkeypatch.setattr(cache_guard, name, value)
+    cache_guard.main()  # first run: records the fingerprints
+    cache = get_cache(str(cache_dir))
+    for i, doc in enumerate(["a", "b"]):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"x = {i}")])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+        cache.cache_notebook_bundle(CacheBundleIn(nb, str(root / "book" / f"{doc}.md")),
+                                    check_validity=False)
+    cache_guard.main()                     # nothing changed: nothing dropped
+    assert len(cache.list_cache_records()) == 2
+    (pkg / "a.py").write_text("v = 2\n")   # a.md depends on it, b.md does not
+    cache_guard.main()
+    uris = [Path(r.uri).name for r in cache.list_cache_records()]
+    assert uris == ["b.md"]

@@ -159,8 +159,8 @@ def test_chapter_executes_in_under_a_minute(doc):
     from jupyter_cache import get_cache
 
     cache = get_cache(str(ROOT / "_build" / ".jupyter_cache"))
-    path = (ROOT / f"{doc}.md").resolve()
-    records = [r for r in cache.list_cache_records() if Path(r.uri).resolve() == path]
+    rel = Path(f"{doc}.md").parts  # also matches copies made by tools/build_one.py
+    records = [r for r in cache.list_cache_records() if Path(r.uri).parts[-len(rel):] == rel]
     assert records, f"{doc} has no execution record"
     seconds = max(records, key=lambda r: r.created).data["execution_seconds"]
     assert seconds < 60, f"{doc} took {seconds:.1f} s to execute"

@@ -116,14 +116,21 @@ def fingerprint(chapter: Path) -> str:
     return h.hexdigest()
 
 
+def same_chapter(uri: str, chapter: Path) -> bool:
+    """Whether a cache record's path is ``chapter``, or a copy of it made by
+    ``tools/build_one.py`` (which shares this cache), by path suffix."""
+    rel = chapter.resolve().relative_to(ROOT).parts
+    return Path(uri).parts[-len(rel):] == rel
+
+
 def drop_records(chapter: Path) -> int:
     from jupyter_cache import get_cache
 
     cache = get_cache(str(CACHE))
     dropped = 0
     for rec in cache.list_cache_records():
-        if Path(rec.uri).resolve() == chapter.resolve():
-            cache.remove_cache_record(rec.pk)
+        if same_chapter(rec.uri, chapter):
+            cache.remove_cache(rec.pk)
             dropped += 1
     return dropped
 

@@ -1,4 +1,12 @@
-"""Fixes to the book's LaTeX (PDF) output that the stock extensions get wrong.
+"""Fixes to the book's output that the stock extensions get wrong.
+
+HTML:
+
+* sphinx-thebe's configuration script is registered twice, which makes the
+  browser report a redeclared constant on every page; each page here gets
+  every script once.
+
+LaTeX (PDF):
 
 * sphinx-proof renders a proof as an admonition box with an empty title bar;
   here a proof is typeset as in a printed book: the text, then a QED square.
@@ -64,6 +72,22 @@ def _postprocess_tex(app: Sphinx, exc: Exception | None) -> None:
         tex.write_text(text, encoding="utf-8")
 
 
+def _dedupe_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for js in scripts:
+        # The same inline script can come once with filename None and once
+        # with filename "": compare by content.
+        key = (getattr(js, "filename", str(js)) or "",
+               repr(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    context["script_files"] = unique
+
+
 def setup(app: Sphinx) -> dict:
     app.setup_extension("sphinx_proof")
     app.add_node(proof_node, override=True,
@@ -71,5 +95,6 @@ def setup(app: Sphinx) -> dict:
                  latex=(_visit_proof_latex, _depart_proof_latex))
     app.connect("config-inited", _extend_preamble, priority=400)
     app.connect("build-finished", _postprocess_tex)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
     return {"version": "1.0", "parallel_read_safe": True,
             "parallel_write_safe": True}
