@@ -16,6 +16,7 @@ one recorded at the last build. Run it before ``jupyter-book build``.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -90,6 +91,36 @@ def references(text: str, here: str | None) -> set[str]:
     return {n for n in names if module_file(n)}
 
 
+def imports_of(source: str, here: str) -> set[str]:
+    """Dotted ``dlbook`` modules that a module's import statements name.
+
+    Parsed with :mod:`ast`, so a module named in a docstring or a comment is
+    not a dependency.
+    """
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            mods = [a.name for a in node.names]
+            names |= {".".join(m.split(".")[1:]) for m in mods
+                      if m.split(".")[0] == "dlbook"}
+            continue
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:  # relative: resolve against the importing package
+            parts = here.split(".") if here else []
+            parts = parts[: len(parts) - node.level + 1]
+            base = ".".join([p for p in parts if p] + ([node.module] if node.module else []))
+        elif node.module and node.module.split(".")[0] == "dlbook":
+            base = ".".join(node.module.split(".")[1:])
+        else:
+            continue
+        names.add(base)
+        for alias in node.names:
+            sub = f"{base}.{alias.name}" if base else alias.name
+            names.add(sub)
+    return {n for n in names if module_file(n)}
+
+
 def closure(start: set[str]) -> set[Path]:
     """Files of ``start`` and of every dlbook module they import, iteratively."""
     seen: set[str] = set()
@@ -103,7 +134,7 @@ def closure(start: set[str]) -> set[Path]:
         if path is None:
             continue
         here = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        todo.extend(references(path.read_text(), here) - seen)
+        todo.extend(imports_of(path.read_text(), here) - seen)
     return {module_file(n) for n in seen if module_file(n)}
 
 
