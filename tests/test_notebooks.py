@@ -14,22 +14,14 @@ from pathlib import Path
 
 import jupytext
 import pytest
-import yaml
 from nbclient import NotebookClient
+from toc import notebook_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [c["file"] for c in part.get("chapters", [])]
-    return files
+NOTEBOOKS = notebook_files()
 
-
-NOTEBOOKS = [f for f in toc_files()
-             if "```{code-cell}" in (ROOT / f"{f}.md").read_text()]
 
 
 def test_some_chapters_are_notebooks():

@@ -1,7 +1,6 @@
 """Tests of the book's shared machinery and of the build's own guarantees."""
 from __future__ import annotations
 
-import importlib
 import re
 import subprocess
 import sys
@@ -15,16 +14,8 @@ import yaml
 from dlbook import data, plot, seed
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import cache_guard  # noqa: E402
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [c["file"] for c in part.get("chapters", [])]
-    return files
+import cache_guard  # tools/, on the path through conftest.py
+from toc import toc_files
 
 
 # --- dlbook.data ---------------------------------------------------------------
@@ -178,22 +169,35 @@ def test_cache_guard_follows_imports_transitively(tmp_path, monkeypatch):
     assert {p.name for p in only_c} == {"__init__.py", "c.py"}
 
 
-def test_cache_guard_fingerprint_changes_with_a_dependency(tmp_path, monkeypatch):
+@pytest.fixture
+def fake_repo(tmp_path, monkeypatch):
+    """A tiny repository (dlbook with modules a and b, pins, two chapters) that
+    cache_guard is pointed at."""
     root = tmp_path
     pkg = root / "code" / "dlbook"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "a.py").write_text("v = 1\n")
     (pkg / "b.py").write_text("w = 1\n")
-    for f in ("requirements.txt",):
-        (root / f).write_text("torch==2.13.0\n")
+    (root / "requirements.txt").write_text("torch==2.13.0\n")
     (root / "code" / "pyproject.toml").write_text("[project]\n")
-    chapter = root / "ch.md"
-    chapter.write_text("```{code-cell}\nfrom dlbook.a import v\n```\n")
-    monkeypatch.setattr(cache_guard, "ROOT", root)
-    monkeypatch.setattr(cache_guard, "PKG", pkg)
-    monkeypatch.setattr(cache_guard, "ENV_FILES",
-                        [root / "requirements.txt", root / "code" / "pyproject.toml"])
+    (root / "book").mkdir()
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/a\nparts:\n"
+                                   "  - chapters:\n      - file: book/b\n")
+    (root / "book" / "a.md").write_text("```{code-cell}\nfrom dlbook.a import v\n```\n")
+    (root / "book" / "b.md").write_text("```{code-cell}\nx = 1\n```\n")
+    cache_dir = root / "_build" / ".jupyter_cache"
+    for name, value in [("ROOT", root), ("PKG", pkg), ("CACHE", cache_dir),
+                        ("STATE", cache_dir / "dlbook-fingerprints.json"),
+                        ("ENV_FILES", [root / "requirements.txt",
+                                       root / "code" / "pyproject.toml"])]:
+        monkeypatch.setattr(cache_guard, name, value)
+    return root
+
+
+def test_cache_guard_fingerprint_changes_with_a_dependency(fake_repo):
+    root, pkg = fake_repo, fake_repo / "code" / "dlbook"
+    chapter = root / "book" / "a.md"
     f0 = cache_guard.fingerprint(chapter)
     (pkg / "b.py").write_text("w = 2\n")  # not a dependency
     assert cache_guard.fingerprint(chapter) == f0
@@ -212,29 +216,13 @@ def test_cache_guard_matches_copies_of_a_chapter():
     assert not cache_guard.same_chapter(str(ROOT / "book" / "foundations" / "training.md"), ch)
 
 
-def test_cache_guard_drops_the_records_of_a_changed_chapter(tmp_path, monkeypatch):
+def test_cache_guard_drops_the_records_of_a_changed_chapter(fake_repo):
     import nbformat
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
 
-    root = tmp_path
-    pkg = root / "code" / "dlbook"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "a.py").write_text("v = 1\n")
-    (root / "requirements.txt").write_text("torch==2.13.0\n")
-    (root / "code" / "pyproject.toml").write_text("[project]\n")
-    (root / "book").mkdir()
-    (root / "_toc.yml").write_text("format: jb-book\nroot: book/a\nparts:\n"
-                                   "  - chapters:\n      - file: book/b\n")
-    (root / "book" / "a.md").write_text("```{code-cell}\nfrom dlbook.a import v\n```\n")
-    (root / "book" / "b.md").write_text("```{code-cell}\nx = 1\n```\n")
+    root, pkg = fake_repo, fake_repo / "code" / "dlbook"
     cache_dir = root / "_build" / ".jupyter_cache"
-    for name, value in [("ROOT", root), ("PKG", pkg), ("CACHE", cache_dir),
-                        ("STATE", cache_dir / "dlbook-fingerprints.json"),
-                        ("ENV_FILES", [root / "requirements.txt",
-                                       root / "code" / "pyproject.toml"])]:
-        monkeypatch.setattr(cache_guard, name, value)
     cache_guard.main()  # first run: records the fingerprints
     cache = get_cache(str(cache_dir))
     for i, doc in enumerate(["a", "b"]):

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import yaml
+from toc import notebook_files, toc_files
 
 pytestmark = pytest.mark.site
 
@@ -27,25 +27,11 @@ LATEX = ROOT / "_build" / "latex"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [c["file"] for c in part.get("chapters", [])]
-    return files
-
-
 def chapter_title(doc: str) -> str:
     for line in (ROOT / f"{doc}.md").read_text().splitlines():
         if line.startswith("# "):
             return line[2:].strip()
     raise AssertionError(f"{doc}.md has no '# ' title")
-
-
-def notebook_chapters() -> list[str]:
-    """Pages with code cells (they are executed by the build)."""
-    return [f for f in toc_files()
-            if "```{code-cell}" in (ROOT / f"{f}.md").read_text()]
 
 
 class _Collect(HTMLParser):
@@ -143,7 +129,7 @@ def test_pdf_has_no_empty_index_chapters():
     assert "Python Module Index" not in pdf_text().title()
 
 
-@pytest.mark.parametrize("doc", notebook_chapters())
+@pytest.mark.parametrize("doc", notebook_files())
 def test_no_cell_raised(doc):
     nb = HTML.parent / "jupyter_execute" / f"{doc}.ipynb"
     assert nb.exists(), f"no executed notebook for {doc}"
@@ -157,7 +143,7 @@ def test_no_cell_raised(doc):
     assert "Traceback (most recent call last)" not in (HTML / f"{doc}.html").read_text()
 
 
-@pytest.mark.parametrize("doc", notebook_chapters())
+@pytest.mark.parametrize("doc", notebook_files())
 def test_chapter_executes_in_under_a_minute(doc):
     from jupyter_cache import get_cache
 
@@ -281,7 +267,7 @@ def test_search_finds_a_chapter(server, browser):
     assert not outside and not errors
 
 
-@pytest.mark.parametrize("doc", notebook_chapters())
+@pytest.mark.parametrize("doc", notebook_files())
 def test_chapter_has_a_binder_launch_button(doc):
     html = (HTML / f"{doc}.html").read_text(encoding="utf-8")
     m = re.search(r'href="(https://mybinder\.org/v2/gh/[^"]+)"', html)

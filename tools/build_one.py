@@ -18,15 +18,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from toc import toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def chapters(toc: dict) -> list[str]:
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [c["file"] for c in part.get("chapters", [])]
-    return files
 
 
 def main() -> int:
@@ -42,7 +36,7 @@ def main() -> int:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     keep = {str(chapter), toc["root"], "book/bibliography",
             "book/appendix/notation", "book/appendix/api"}
-    for f in chapters(toc):
+    for f in toc_files():
         dst = out / f"{f}.md"
         dst.parent.mkdir(parents=True, exist_ok=True)
         src = ROOT / f"{f}.md"

@@ -23,7 +23,7 @@ import re
 import sys
 from pathlib import Path
 
-import yaml
+from toc import toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "code" / "dlbook"
@@ -38,11 +38,7 @@ _REL = re.compile(r"^\s*from\s+(\.+)(\w*(?:\.\w+)*)\s+import\s+(\([^)]*\)|[\w, ]
 
 def toc_chapters() -> list[Path]:
     """Every page of ``_toc.yml`` that exists as a ``.md`` file."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [c["file"] for c in part.get("chapters", [])]
-    return [p for f in files if (p := ROOT / f"{f}.md").exists()]
+    return [p for f in toc_files(ROOT) if (p := ROOT / f"{f}.md").exists()]
 
 
 def module_file(dotted: str) -> Path | None:
