@@ -25,56 +25,11 @@ from ordinary PyTorch code.
 
 from __future__ import annotations
 
-from .networks import (
-    mlp,
-    relu_interpolant,
-    modulus_of_continuity,
-    sup_error,
-    train_mse,
-)
-from .depth import (
-    tent_net,
-    sawtooth,
-    sawtooth_net,
-    shallow_sawtooth_net,
-    sawtooth_l1_lower_bound,
-    l1_error,
-)
-from .regions import (
-    breakpoints,
-    count_pieces,
-    max_pieces,
-    restrict_to_line,
-    activation_patterns,
-)
-from .barron import (
-    Step,
-    gaussian_barron_norm,
-    sample_ball,
-    barron_sample_net,
-    fit_outer_layer,
-)
+from . import barron, depth, networks, regions
+from .barron import *  # noqa: F401,F403
+from .depth import *  # noqa: F401,F403
+from .networks import *  # noqa: F401,F403
+from .regions import *  # noqa: F401,F403
 
-__all__ = [
-    "mlp",
-    "relu_interpolant",
-    "modulus_of_continuity",
-    "sup_error",
-    "train_mse",
-    "tent_net",
-    "sawtooth",
-    "sawtooth_net",
-    "shallow_sawtooth_net",
-    "sawtooth_l1_lower_bound",
-    "l1_error",
-    "breakpoints",
-    "count_pieces",
-    "max_pieces",
-    "restrict_to_line",
-    "activation_patterns",
-    "Step",
-    "gaussian_barron_norm",
-    "sample_ball",
-    "barron_sample_net",
-    "fit_outer_layer",
-]
+# The public names are the submodules' own __all__, in the chapter's order.
+__all__ = [*networks.__all__, *depth.__all__, *regions.__all__, *barron.__all__]
