@@ -14,6 +14,7 @@ from scipy import stats
 from torch import nn
 
 from dlbook import approximation as ap
+from dlbook.nn import mlp
 
 
 def kinks_by_sampling(model: nn.Module, a: float, b: float, n: int = 200_003,
@@ -124,7 +125,7 @@ def test_sawtooth_has_two_to_the_k_pieces(k):
 def test_piece_count_of_random_nets_matches_sampling(seed):
     g = torch.Generator().manual_seed(seed)
     widths = [[6, 6], [8, 4, 4], [5, 5, 5]][seed % 3]
-    net = ap.mlp([1, *widths, 1], init="he", generator=g, dtype=torch.float64)
+    net = mlp([1, *widths, 1], init="he", bias_std=0.1, generator=g, dtype=torch.float64)
     pieces = ap.count_pieces(net, -3.0, 3.0)
     assert pieces == kinks_by_sampling(net, -3.0, 3.0) + 1
     assert pieces <= ap.count_pieces(net, -3.0, 3.0, regions=True) \
@@ -133,7 +134,7 @@ def test_piece_count_of_random_nets_matches_sampling(seed):
 
 def test_regions_match_activation_patterns_on_a_dense_line():
     g = torch.Generator().manual_seed(3)
-    net = ap.mlp([2, 8, 8, 1], init="he", generator=g, dtype=torch.float64)
+    net = mlp([2, 8, 8, 1], init="he", bias_std=0.1, generator=g, dtype=torch.float64)
     p = torch.tensor([-1.0, 0.5], dtype=torch.float64)
     v = torch.tensor([2.0, -1.0], dtype=torch.float64)
     line = ap.restrict_to_line(net, p, v)
@@ -147,7 +148,7 @@ def test_regions_match_activation_patterns_on_a_dense_line():
 
 def test_count_pieces_validates_input():
     with pytest.raises(ValueError, match="restrict_to_line"):
-        ap.count_pieces(ap.mlp([2, 3, 1]), 0.0, 1.0)
+        ap.count_pieces(mlp([2, 3, 1]), 0.0, 1.0)
     with pytest.raises(TypeError, match="nn.Linear and nn.ReLU"):
         ap.count_pieces(nn.Sequential(nn.Linear(1, 2), nn.Tanh()), 0.0, 1.0)
 
@@ -166,7 +167,7 @@ def test_lower_bound_holds_for_random_nets():
     """The depth-separation lemma, against nets that are not built for it."""
     for seed in range(5):
         g = torch.Generator().manual_seed(seed)
-        net = ap.mlp([1, 12, 1], generator=g, dtype=torch.float64)
+        net = mlp([1, 12, 1], generator=g, dtype=torch.float64)
         ap.fit_outer_layer(net, torch.linspace(0, 1, 4097, dtype=torch.float64)
                            [:, None], ap.sawtooth(torch.linspace(0, 1, 4097,
                                                   dtype=torch.float64), 4))
@@ -219,7 +220,7 @@ def test_barron_rate_and_bound_small():
 
 def test_fit_outer_layer_matches_numpy_lstsq():
     g = torch.Generator().manual_seed(2)
-    net = ap.mlp([3, 20, 1], generator=g, dtype=torch.float64)
+    net = mlp([3, 20, 1], generator=g, dtype=torch.float64)
     X = torch.randn(300, 3, generator=g, dtype=torch.float64)
     y = torch.sin(X).sum(1)
     ap.fit_outer_layer(net, X, y, ridge=0.0)
@@ -235,9 +236,9 @@ def test_fit_outer_layer_matches_numpy_lstsq():
 def test_ensemble_training_equals_separate_adam_runs():
     x = torch.linspace(0, 1, 64)[:, None]
     y = torch.sin(6 * x)
-    nets = [ap.mlp([1, 5, 5, 1], generator=torch.Generator().manual_seed(s))
+    nets = [mlp([1, 5, 5, 1], generator=torch.Generator().manual_seed(s))
             for s in range(3)]
-    refs = [ap.mlp([1, 5, 5, 1], generator=torch.Generator().manual_seed(s))
+    refs = [mlp([1, 5, 5, 1], generator=torch.Generator().manual_seed(s))
             for s in range(3)]
     losses = ap.train_mse(nets, x, y, steps=40, lr=1e-2)
     for s, ref in enumerate(refs):
@@ -261,7 +262,7 @@ def test_deep_sawtooth_is_representable_but_not_learned():
     y = ap.sawtooth(x, k)
     with torch.no_grad():
         assert (ap.sawtooth_net(k)(x) - y).pow(2).mean() < 1e-20
-    nets = [ap.mlp([1, *[2] * k, 1], init="he", generator=torch.Generator()
+    nets = [mlp([1, *[2] * k, 1], init="he", bias_std=0.1, generator=torch.Generator()
                    .manual_seed(s)) for s in range(6)]
     losses = ap.train_mse(nets, x.float(), y.float(), steps=800, lr=3e-3)
     assert torch.all(losses[-1] > 0.5 / 12)
@@ -275,7 +276,7 @@ def test_random_nets_have_about_as_many_regions_as_neurons():
     for depth in [2, 4]:
         counts = []
         for _ in range(6):
-            net = ap.mlp([2, *[16] * depth, 1], init="he", generator=g)
+            net = mlp([2, *[16] * depth, 1], init="he", bias_std=0.1, generator=g)
             v = torch.randn(2, generator=g, dtype=torch.float64)
             v = v / v.norm()
             counts.append(ap.count_pieces(ap.restrict_to_line(net, -v, 2 * v),

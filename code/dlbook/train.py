@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from dlbook.nn import Dropout, dropout
+
 __all__ = ["History", "fit", "evaluate", "accuracy", "iterate_minibatches",
-           "train_epoch", "Dropout", "dropout"]
+           "train_epoch", "warmup_cosine", "Dropout", "dropout"]
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 
@@ -29,12 +31,17 @@ class History:
     (``train_loss``, ``val_loss``, ``train_acc``, ...). ``step_loss`` holds the
     mini-batch loss of every optimizer step. ``best_epoch`` is the epoch with
     the lowest validation loss (or training loss, without validation data);
+    ``step_lr`` the learning rate (of the first parameter group) each step
+    used, and ``step_grad_norm`` the gradient norm before clipping (recorded
+    when :func:`fit` clips);
     ``0`` if no epoch ran. ``stopped_early`` says that patience ran out,
     ``diverged`` that a mini-batch loss became infinite or NaN.
     """
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     step_loss: list[float] = field(default_factory=list)
+    step_lr: list[float] = field(default_factory=list)
+    step_grad_norm: list[float] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
     diverged: bool = False
@@ -120,10 +127,17 @@ def _check_data(name: str, data) -> None:
 def train_epoch(
     model: nn.Module, loss_fn: Callable, optimizer,
     train: tuple[torch.Tensor, torch.Tensor], batch_size: int,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, *,
+    step_scheduler=None, clip_grad_norm: float | None = None,
+    history: History | None = None,
 ) -> list[float]:
     """One pass over ``train`` in shuffled mini-batches; return their losses.
 
+    Full batch (``batch_size >= len(X)``) takes one step without shuffling.
+    ``step_scheduler.step()`` is called after every optimizer step (per-step
+    schedules such as warm-up); with ``clip_grad_norm`` the gradient's
+    global norm is clipped to it before the step. ``history``, if given,
+    receives each step's learning rate (and gradient norm when clipping).
     Stops at the first loss that is not finite (and returns it last), since
     every later step would only propagate the NaN.
     """
@@ -138,7 +152,15 @@ def train_epoch(
         if not math.isfinite(losses[-1]):
             break
         loss.backward()
+        if clip_grad_norm is not None:
+            norm = nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+            if history is not None:
+                history.step_grad_norm.append(float(norm))
+        if history is not None:
+            history.step_lr.append(float(optimizer.param_groups[0]["lr"]))
         optimizer.step()
+        if step_scheduler is not None:
+            step_scheduler.step()
     return losses
 
 
@@ -154,6 +176,8 @@ def fit(
     metrics: Mapping[str, Metric] | None = None,
     generator: torch.Generator | None = None,
     scheduler=None,
+    scheduler_interval: str = "epoch",
+    clip_grad_norm: float | None = None,
     patience: int | None = None,
     restore_best: bool = False,
     progress: bool = False,
@@ -167,7 +191,10 @@ def fit(
     ``metrics`` (e.g. ``{"acc": accuracy}``) are measured on the whole training
     set (``train_*``) and on ``val`` (``val_*``), and ``callback(model,
     record)`` may add entries to that epoch's record. ``scheduler.step()`` is
-    called once per epoch. An epoch is a new best when its validation loss
+    called once per epoch, or after every optimizer step with
+    ``scheduler_interval="step"`` (warm-up and other per-step schedules, e.g.
+    :func:`warmup_cosine`). ``clip_grad_norm`` clips the gradient's global
+    norm before each step. An epoch is a new best when its validation loss
     (training loss without ``val``) beats the best so far by more than
     ``min_delta``. With ``patience``, training stops after that many epochs
     without a new best (early stopping); with ``restore_best`` the best
@@ -180,6 +207,11 @@ def fit(
         _check_data("val", val)
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if scheduler_interval not in ("epoch", "step"):
+        raise ValueError("scheduler_interval must be 'epoch' or 'step', "
+                         f"got {scheduler_interval!r}")
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(f"clip_grad_norm must be > 0 or None, got {clip_grad_norm}")
     if patience is not None and patience < 1:
         raise ValueError(f"patience must be >= 1 or None, got {patience}")
     n = len(train[0])
@@ -189,10 +221,13 @@ def fit(
     hist = History()
     stopper = _EarlyStopping(patience, min_delta, restore_best)
     bar = _progress_bar(epochs) if progress else None
+    per_step = scheduler if scheduler_interval == "step" else None
     for epoch in range(1, epochs + 1):
-        losses = train_epoch(model, loss_fn, optimizer, train, bs, generator)
+        losses = train_epoch(model, loss_fn, optimizer, train, bs, generator,
+                             step_scheduler=per_step,
+                             clip_grad_norm=clip_grad_norm, history=hist)
         hist.step_loss += losses
-        if scheduler is not None:
+        if scheduler is not None and per_step is None:
             scheduler.step()
         record = evaluate(model, loss_fn, train, metrics, "train_")
         if val is not None:
@@ -242,42 +277,24 @@ class _EarlyStopping:
         return self.patience is not None and self.waited >= self.patience
 
 
-def dropout(
-    x: torch.Tensor, p: float = 0.5, training: bool = True,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Inverted dropout: zero entries with probability ``p``, scale the rest.
+def warmup_cosine(optimizer, warmup_steps: int, total_steps: int,
+                  min_factor: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step schedule: linear warm-up, then cosine decay.
 
-    Survivors are multiplied by ``1 / (1 - p)`` so that ``E[dropout(x)] = x``
-    (chapter 3); at evaluation time (``training=False``) it is the identity.
-    Shape: any; the output has the shape of ``x``.
+    The learning rate is ``lr * f(t)`` at step ``t`` with ``f`` rising
+    linearly from ``1 / warmup_steps`` to 1 over ``warmup_steps`` steps,
+    then falling as a half cosine to ``min_factor`` at ``total_steps`` (and
+    staying there). Pass it to :func:`fit` with ``scheduler_interval="step"``.
+    Works with :mod:`torch.optim` optimizers.
     """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must lie in [0, 1], got {p}")
-    if not training or p == 0.0:
-        return x
-    if p == 1.0:
-        return torch.zeros_like(x)
-    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
-    return x * keep / (1.0 - p)
+    if not 0 <= warmup_steps <= total_steps or total_steps < 1:
+        raise ValueError("need 0 <= warmup_steps <= total_steps and total_steps "
+                         f">= 1, got {warmup_steps}, {total_steps}")
 
+    def factor(t: int) -> float:
+        if t < warmup_steps:
+            return (t + 1) / warmup_steps
+        frac = min(1.0, (t - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * frac))
 
-class Dropout(nn.Module):
-    """Inverted dropout as a layer; same argument as :class:`torch.nn.Dropout`.
-
-    Active in ``model.train()`` mode, the identity in ``model.eval()`` mode.
-    Masks are drawn from ``generator`` (global RNG if ``None``).
-    """
-
-    def __init__(self, p: float = 0.5,
-                 generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must lie in [0, 1], got {p}")
-        self.p, self.generator = p, generator
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dropout(x, self.p, self.training, self.generator)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

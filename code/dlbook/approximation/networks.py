@@ -1,4 +1,6 @@
-"""Building networks: interpolants, random nets and a lean trainer.
+"""Building networks: interpolants and a lean batched trainer.
+
+Random networks come from :func:`dlbook.nn.mlp`.
 
 Chapter: approximation (constructive universal approximation).
 """
@@ -13,45 +15,11 @@ from scipy.ndimage import maximum_filter1d, minimum_filter1d
 from torch import nn
 
 __all__ = [
-    "mlp",
     "relu_interpolant",
     "modulus_of_continuity",
     "sup_error",
     "train_mse",
 ]
-
-
-def mlp(widths: Sequence[int], *, init: str = "pytorch",
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32) -> nn.Sequential:
-    """A ReLU network with layer sizes ``widths = [d_in, n_1, ..., n_L, d_out]``.
-
-    ``init="pytorch"`` draws weights and biases uniformly from
-    ``(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (the distribution of ``nn.Linear``'s
-    default); ``init="he"`` draws weights ``N(0, 2/fan_in)`` and biases
-    ``N(0, 1e-2)``. All randomness comes from ``generator``.
-    """
-    if len(widths) < 2 or min(widths) < 1:
-        raise ValueError(f"widths must be >= 2 positive ints, got {widths!r}")
-    if init not in ("pytorch", "he"):
-        raise ValueError(f"init must be 'pytorch' or 'he', got {init!r}")
-    layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-        lin = nn.Linear(n_in, n_out, dtype=dtype)
-        with torch.no_grad():
-            if init == "pytorch":
-                bound = 1.0 / math.sqrt(n_in)
-                for p in (lin.weight, lin.bias):
-                    p.copy_((2 * torch.rand(p.shape, generator=generator) - 1)
-                            * bound)
-            else:
-                lin.weight.copy_(torch.randn(lin.weight.shape, generator=generator)
-                                 * math.sqrt(2.0 / n_in))
-                lin.bias.copy_(torch.randn(n_out, generator=generator) * 0.1)
-        layers.append(lin)
-        if i < len(widths) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 def relu_interpolant(knots: torch.Tensor, values: torch.Tensor) -> nn.Sequential:

@@ -16,7 +16,7 @@ from .kernels import (TwoLayerNTK, arccos_step, empirical_ntk, gp_log_evidence,
                       gp_posterior, linearized_predict, nngp_relu_kernel,
                       random_relu_net_outputs, train_gd)
 from .labels import (MemorizeConfig, MemorizeResult, corrupt_labels,
-                     fit_to_zero_error, mlp)
+                     fit_to_zero_error)
 from .pacbayes import (PacBayesConfig, PacBayesResult, gaussian_kl, init_params,
                        mlp_forward, pac_bayes_optimize)
 from .simplicity import (all_bit_strings, function_frequencies, lz76_phrases,
@@ -26,7 +26,7 @@ __all__ = [
     "finite_class_bound", "vc_bound", "spectral_complexity", "kl_bernoulli",
     "kl_inverse", "pac_bayes_kl_bound", "mcallester_bound",
     "sample_convergence_bound",
-    "corrupt_labels", "mlp", "MemorizeConfig", "MemorizeResult", "fit_to_zero_error",
+    "corrupt_labels", "MemorizeConfig", "MemorizeResult", "fit_to_zero_error",
     "random_relu_features", "min_norm_lstsq", "ridge", "DoubleDescentResult",
     "double_descent", "WidthSweepResult", "width_sweep",
     "TwoLayerNTK", "empirical_ntk", "train_gd", "linearized_predict", "arccos_step",

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dlbook.nn import mlp
+
 __all__ = ["random_relu_features", "min_norm_lstsq", "ridge",
            "DoubleDescentResult", "double_descent", "WidthSweepResult",
            "width_sweep"]
@@ -162,7 +164,6 @@ def width_sweep(
     over examples, from PyTorch's default initialization (seeded ``0..seeds-1``).
     Shapes: ``X (N, D)``, ``Y (N, K)`` targets (e.g. one-hot).
     """
-    from .labels import mlp  # same subpackage; avoids a cycle at import time
 
     rows = []
     for h in widths:

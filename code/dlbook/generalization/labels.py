@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["corrupt_labels", "mlp", "MemorizeConfig", "MemorizeResult",
+from dlbook.nn import mlp
+
+__all__ = ["corrupt_labels", "MemorizeConfig", "MemorizeResult",
            "fit_to_zero_error"]
 
 
@@ -44,24 +46,6 @@ def corrupt_labels(
     else:
         y_new[idx] = torch.randint(0, num_classes, (k,), generator=generator)
     return y_new, mask
-
-
-def mlp(sizes: list[int], *, generator: torch.Generator | None = None) -> nn.Module:
-    """A ReLU multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``.
-
-    PyTorch's default initialization, drawn from ``generator``.
-    """
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        lin = nn.Linear(a, b)
-        bound = 1 / a ** 0.5  # PyTorch's default uniform range
-        with torch.no_grad():
-            lin.weight.uniform_(-bound, bound, generator=generator)
-            lin.bias.uniform_(-bound, bound, generator=generator)
-        layers.append(lin)
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 @dataclass(frozen=True)
