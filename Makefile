@@ -15,6 +15,8 @@ STAMP := $(VENV)/.installed
 JBFLAGS := --all -W -n --keep-going
 MATHJAX_VERSION := 3.2.2
 MATHJAX := book/_static/mathjax/tex-chtml.js
+AXE_VERSION := 4.14.1
+AXE := _build/axe/axe.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_TEX := texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk \
            fonts-freefont-otf poppler-utils
@@ -51,6 +53,13 @@ $(MATHJAX):
 	cd _build/npm/package/es5 && cp -r tex-chtml.js input output ui a11y sre adaptors \
 	  $(CURDIR)/book/_static/mathjax/
 
+# axe-core, the accessibility engine that tests/test_a11y.py injects into every
+# page; installed like MathJax, so that nothing is fetched while the tests run.
+$(AXE):
+	rm -rf _build/axe && mkdir -p _build/axe
+	cd _build/axe && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null \
+	  && tar xzf axe-core-$(AXE_VERSION).tgz && cp package/axe.min.js package/LICENSE .
+
 apt-tex:
 	@dpkg -s $(APT_TEX) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_TEX); }
@@ -76,7 +85,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(OFFLINE) $(PYTEST) -m "not site and not slow"
 
-site-test: $(STAMP) apt-browser
+site-test: $(STAMP) apt-browser $(AXE)
 	$(OFFLINE) $(PY) -m pytest -m site -p no:xdist
 
 check: test book pdf site-test

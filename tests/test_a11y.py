@@ -1,0 +1,279 @@
+"""Accessibility of the built book (WCAG 2.1 AA), run by ``make check``.
+
+axe-core (installed by ``make`` from npm into ``_build/axe``, never fetched here)
+is injected into every page of the site in headless Chromium, in the light and
+the dark theme. A violation of impact "serious" or "critical" fails the test;
+"moderate" and "minor" ones are written to ``_build/a11y-report.md`` and
+summarized in a warning. Further checks: every formula carries MathJax's
+assistive MathML, a chapter is usable with the keyboard alone, and the PDF
+names its title, author and language.
+
+The site is ``$DLBOOK_SITE`` (default ``_build/html``; a one-chapter preview
+``_build/one/<slug>/_build/html`` works too); its PDF is the sibling
+``latex/book.pdf``. Select these tests with ``pytest -m site``.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import subprocess
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+from site_helpers import chromium, serve, visit, wait_for_math
+
+pytestmark = pytest.mark.site
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(os.environ.get("DLBOOK_SITE", ROOT / "_build" / "html")).resolve()
+PDF = SITE.parent / "latex" / "book.pdf"
+AXE = ROOT / "_build" / "axe" / "axe.min.js"
+REPORT = Path(os.environ.get("DLBOOK_A11Y_REPORT", ROOT / "_build" / "a11y-report.md"))
+THEMES = ("light", "dark")
+FAIL = ("serious", "critical")
+CHAPTER = "book/foundations/training"  # the page the keyboard test walks through
+
+
+def _pages() -> list[str]:
+    if not SITE.is_dir():
+        return []
+    return sorted(str(p.relative_to(SITE)) for p in SITE.rglob("*.html")
+                  if "_static" not in p.parts and "_sources" not in p.parts)
+
+
+PAGES = _pages()
+
+
+def test_site_and_axe_exist():
+    assert (SITE / "index.html").exists(), f"no built site at {SITE}: run `make book`"
+    assert AXE.exists(), f"no {AXE.relative_to(ROOT)}: run `make {AXE.relative_to(ROOT)}`"
+    assert len(PAGES) >= 5, f"only {len(PAGES)} pages in {SITE}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serve(SITE) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+def _theme_script(theme: str) -> str:
+    # pydata-sphinx-theme reads the reader's choice from localStorage "mode".
+    return (f"localStorage.setItem('mode', '{theme}');"
+            f"localStorage.setItem('theme', '{theme}');")
+
+
+def _open(browser, server: str, page_path: str, theme: str = "light"):
+    page, errors, outside = visit(browser, f"{server}/{page_path}",
+                                  init_script=_theme_script(theme),
+                                  viewport={"width": 1280, "height": 900},
+                                  color_scheme=theme)
+    if page.locator(".math").count():
+        wait_for_math(page)
+    page.wait_for_load_state("networkidle")
+    actual = page.evaluate("document.documentElement.dataset.theme")
+    assert actual == theme, f"{page_path}: asked for the {theme} theme, got {actual}"
+    return page, errors, outside
+
+
+# --- axe-core on every page, in both themes --------------------------------
+
+_FINDINGS: list[dict] = []  # moderate and minor violations, for the report
+
+
+def _describe(v: dict, limit: int = 5) -> str:
+    nodes = "\n".join(f"      {' '.join(n['target'])}: {n['html'][:160]}\n"
+                      f"        {n.get('failureSummary', '').splitlines()[-1:]}"
+                      for n in v["nodes"][:limit])
+    more = f"\n      ... and {len(v['nodes']) - limit} more" if len(v["nodes"]) > limit else ""
+    return f"  [{v['impact']}] {v['id']} ({len(v['nodes'])} nodes): {v['help']}\n{nodes}{more}"
+
+
+def _write_report() -> str:
+    by_rule: dict[str, list[dict]] = collections.defaultdict(list)
+    for f in _FINDINGS:
+        by_rule[f["id"]].append(f)
+    lines = ["# Accessibility report (axe-core, moderate and minor findings)", "",
+             f"Site: `{SITE}`. Serious and critical violations fail `tests/test_a11y.py`"
+             " and are not listed here.", ""]
+    if not by_rule:
+        lines.append("No moderate or minor violations.")
+    for rule, hits in sorted(by_rule.items()):
+        lines += [f"## {rule} ({hits[0]['impact']}): {hits[0]['help']}", "",
+                  hits[0]["helpUrl"], ""]
+        for h in hits:
+            targets = ", ".join(" ".join(n["target"]) for n in h["nodes"][:5])
+            lines.append(f"- {h['page']} ({h['theme']}): {len(h['nodes'])} nodes: "
+                         f"`{targets}`")
+        lines.append("")
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text("\n".join(lines), encoding="utf-8")
+    counts = collections.Counter({r: sum(len(h["nodes"]) for h in hs)
+                                  for r, hs in by_rule.items()})
+    return ", ".join(f"{r}: {n}" for r, n in counts.most_common()) or "none"
+
+
+@pytest.fixture(scope="module")
+def report():
+    yield _FINDINGS
+    summary = _write_report()
+    warnings.warn(f"axe moderate/minor findings ({summary}); see {REPORT}", stacklevel=1)
+
+
+def run_axe(page) -> list[dict]:
+    """Run every axe rule that is not experimental; return the violations."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => { const r = await axe.run(document, "
+        "{resultTypes: ['violations']}); return r.violations; }")
+    return result
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("page_path", PAGES)
+def test_axe(page_path, theme, server, browser, report):
+    page, _, _ = _open(browser, server, page_path, theme)
+    try:
+        violations = run_axe(page)
+    finally:
+        page.close()
+    bad = [v for v in violations if v["impact"] in FAIL]
+    report.extend({**v, "page": page_path, "theme": theme}
+                  for v in violations if v["impact"] not in FAIL)
+    assert not bad, (f"{page_path} ({theme} theme): {len(bad)} serious/critical axe "
+                     "violations:\n" + "\n".join(_describe(v) for v in bad))
+
+
+# --- formulas are read out ---------------------------------------------------
+
+MATH_PAGES = [p for p in PAGES if 'class="math' in (SITE / p).read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("page_path", MATH_PAGES)
+def test_every_formula_has_assistive_mathml(page_path, server, browser):
+    page, _, _ = _open(browser, server, page_path)
+    counts = page.evaluate("""() => {
+        const c = [...document.querySelectorAll('mjx-container')];
+        return {formulas: document.querySelectorAll('.math').length,
+                containers: c.length,
+                mml: c.filter(x => x.querySelector(':scope > mjx-assistive-mml math'))
+                      .length,
+                hidden: c.filter(x => {
+                    const v = x.querySelector(':scope > mjx-chtml');
+                    return v && v.getAttribute('aria-hidden') === 'true'; }).length};
+    }""")
+    page.close()
+    assert counts["containers"] >= counts["formulas"] > 0, counts
+    assert counts["mml"] == counts["containers"], (
+        f"{page_path}: {counts['containers'] - counts['mml']} formulas without "
+        f"assistive MathML: {counts}")
+    assert counts["hidden"] == counts["containers"], (
+        f"{page_path}: the visual rendering is not hidden from screen readers "
+        f"(it would be read twice): {counts}")
+
+
+# --- keyboard only -----------------------------------------------------------
+
+def _focus_by_tab(page, selector: str, limit: int = 800) -> list[str]:
+    """Press Tab until an element matching ``selector`` has focus.
+
+    Returns what was focused on the way; fails if ``selector`` is never reached.
+    """
+    seen = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        here = page.evaluate("""sel => { const a = document.activeElement;
+            return {hit: a.matches(sel), tag: a.tagName,
+                    text: (a.getAttribute('aria-label') || a.innerText || '').trim()
+                          .slice(0, 40)}; }""", selector)
+        seen.append(f"{here['tag']}:{here['text']}")
+        if here["hit"]:
+            return seen
+    raise AssertionError(f"Tab never reached {selector!r}; focused: {seen[-20:]}")
+
+
+def _visible(page, selector: str) -> bool:
+    return page.locator(selector).first.is_visible()
+
+
+def test_chapter_is_usable_with_the_keyboard(server, browser):
+    page_path = f"{CHAPTER}.html"
+    assert page_path in PAGES, f"{CHAPTER} is not in the site"
+    page, errors, outside = _open(browser, server, page_path)
+    page.mouse.move(0, 0)
+    try:
+        # Every tab stop is visible while it has focus (no focus lost off-screen).
+        # A collapsed solution: its toggle button opens and closes it.
+        solution = ".solution.dropdown"
+        assert page.locator(solution).count(), "no collapsed solution on the page"
+        _focus_by_tab(page, f"{solution} button.toggle-button")
+        body = page.locator(f"{solution}").first
+        assert not body.locator(".admonition-title ~ *").first.is_visible()
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(300)
+        assert body.locator(".admonition-title ~ *").first.is_visible(), (
+            "Enter on the solution's toggle did not open it")
+        assert page.evaluate(
+            "document.activeElement.getAttribute('aria-expanded')") == "true"
+        page.keyboard.press("Space")
+        page.wait_for_timeout(300)
+        assert not body.locator(".admonition-title ~ *").first.is_visible(), (
+            "Space on the solution's toggle did not close it")
+
+        # A hidden code cell: its <summary> shows the source.
+        page.evaluate("window.scrollTo(0, 0); document.activeElement.blur()")
+        page.keyboard.press("Escape")
+        page.goto(page.url.split("#")[0])
+        if page.locator(".math").count():
+            wait_for_math(page)
+        cell = "details.hide.above-input"
+        assert page.locator(cell).count(), "no hidden code cell on the page"
+        _focus_by_tab(page, f"{cell} > summary")
+        details = page.locator(cell).first
+        assert details.get_attribute("open") is None
+        page.keyboard.press("Enter")
+        assert details.get_attribute("open") is not None, (
+            "Enter on 'Show code cell source' did not open the cell")
+        assert details.locator(".cell_input").first.is_visible()
+
+        # The launch button: it opens its menu, and the Binder link gets focus.
+        page.goto(page.url.split("#")[0])
+        launch = ".dropdown-launch-buttons > button"
+        _focus_by_tab(page, launch)
+        binder = ".dropdown-launch-buttons a[href*='mybinder.org']"
+        assert not _visible(page, binder)
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(300)
+        assert _visible(page, binder), "Enter on the launch button did not open it"
+        _focus_by_tab(page, binder, limit=5)
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(300)
+        assert not _visible(page, binder), "Escape did not close the launch menu"
+    finally:
+        page.close()
+    assert not outside and not errors, (outside, errors)
+
+
+# --- PDF ---------------------------------------------------------------------
+
+def test_pdf_metadata():
+    assert PDF.exists(), f"no {PDF}: run `make pdf`"
+    info = subprocess.run(["pdfinfo", str(PDF)], check=True, capture_output=True,
+                          text=True).stdout
+    fields = dict(re.findall(r"^(\w[\w ]*?):\s+(.*)$", info, flags=re.M))
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert fields.get("Title") == config["title"], fields
+    assert fields.get("Author") == config["author"], fields
+    catalog = subprocess.run(["pdfinfo", "-meta", str(PDF)], capture_output=True,
+                             text=True).stdout
+    raw = PDF.read_bytes()
+    assert re.search(rb"/Lang\s*\(en", raw) or "en" in catalog, "no /Lang in the PDF"
