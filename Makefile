@@ -13,6 +13,21 @@ STAMP := $(VENV)/.installed
 # --all: re-read every page, so a page that warned last time warns again
 # (execution outputs still come from the cache; see tools/cache_guard.py).
 JBFLAGS := --all -W -n --keep-going
+# EDITION=student builds the book without solutions into _build/student/
+# (book/_ext/editions.py); the default edition keeps them, collapsed.
+EDITION ?= full
+ifeq ($(EDITION),student)
+  OUT := _build/student/_build
+  JBOUT := --path-output _build/student
+else ifeq ($(EDITION),full)
+  OUT := _build
+  JBOUT :=
+else
+  $(error EDITION must be full or student, not $(EDITION))
+endif
+JB_BUILD = DLBOOK_EDITION=$(EDITION) $(OFFLINE) $(JB) build . $(JBFLAGS) $(JBOUT)
+# Parallel execution of stale chapters before Sphinx reads them (tools/execute.py).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MATHJAX_VERSION := 3.2.2
 MATHJAX := book/_static/mathjax/tex-chtml.js
 AXE_VERSION := 4.14.1
@@ -25,14 +40,18 @@ PYTEST := $(PY) -m pytest -n 2
 # Builds and tests run with the network cut off: nothing may be downloaded.
 OFFLINE := tools/offline
 
-.PHONY: help env book pdf test test-fast site-test check chapter clean clean-cache \
+.PHONY: help env execute book pdf student test test-fast site-test check chapter \
+        clean clean-cache \
         apt-tex apt-browser
 
 help:
-	@echo "make book    execute every chapter and build the HTML site (_build/html)"
-	@echo "make test    run the test suite (unit, claim and notebook tests)"
+	@echo "make book    execute stale chapters in parallel, then build the HTML site (_build/html)"
+	@echo "make test    run the test suite (unit, claim, lint and notebook tests)"
 	@echo "make pdf     build the whole book as one PDF (_build/latex/book.pdf)"
-	@echo "make check   everything CI runs: tests, HTML, PDF and the site checks"
+	@echo "make book EDITION=student / make pdf EDITION=student   the book without solutions"
+	@echo "             (_build/student/_build/); make student builds both"
+	@echo "make check   everything CI runs: HTML, tests, PDF, student edition, site checks"
+	@echo "make execute only execute the stale chapters (JOBS=N processes; default: cores)"
 	@echo "make chapter CH=book/foundations/history.md   preview one chapter"
 	@echo "make clean-cache   forget executed outputs; make clean   remove _build"
 
@@ -62,22 +81,31 @@ $(AXE):
 
 apt-tex:
 	@dpkg -s $(APT_TEX) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_TEX); }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
+	    --no-install-recommends $(APT_TEX); }
 
 apt-browser:
 	@dpkg -s $(APT_BROWSER) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_BROWSER); }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
+	    --no-install-recommends $(APT_BROWSER); }
 
-book: $(STAMP) $(MATHJAX)
+execute: $(STAMP)
 	$(PY) tools/cache_guard.py
-	$(OFFLINE) $(JB) build . $(JBFLAGS) --builder html
-	@[ ! -f _build/latex/book.pdf ] || cp _build/latex/book.pdf _build/html/book.pdf
+	$(OFFLINE) $(PY) tools/execute.py --jobs $(JOBS)
 
-pdf: $(STAMP) $(MATHJAX) apt-tex
-	$(PY) tools/cache_guard.py
-	$(OFFLINE) $(JB) build . $(JBFLAGS) --builder pdflatex
-	@[ ! -d _build/html ] || cp _build/latex/book.pdf _build/html/book.pdf
-	@echo "PDF: _build/latex/book.pdf"
+book: execute $(MATHJAX)
+	$(JB_BUILD) --builder html
+	@[ ! -f $(OUT)/latex/book.pdf ] || cp $(OUT)/latex/book.pdf $(OUT)/html/book.pdf
+	@echo "HTML: $(OUT)/html/index.html   execution times: _build/execution_times.md"
+
+pdf: execute $(MATHJAX) apt-tex
+	$(JB_BUILD) --builder pdflatex
+	@[ ! -d $(OUT)/html ] || cp $(OUT)/latex/book.pdf $(OUT)/html/book.pdf
+	@echo "PDF: $(OUT)/latex/book.pdf"
+
+student: $(STAMP)
+	$(MAKE) book EDITION=student
+	$(MAKE) pdf EDITION=student
 
 test: $(STAMP)
 	$(OFFLINE) $(PYTEST) -m "not site"
@@ -88,7 +116,8 @@ test-fast: $(STAMP)
 site-test: $(STAMP) apt-browser $(AXE)
 	$(OFFLINE) $(PY) -m pytest -m site -p no:xdist
 
-check: test book pdf site-test
+# The build first, so that the notebook tests can reuse its executions.
+check: book test pdf student site-test
 
 chapter: $(STAMP) $(MATHJAX)
 	$(PY) tools/build_one.py $(CH) $(if $(PDF),--pdf,)
