@@ -127,3 +127,29 @@ def test_import_order_detector_catches_a_later_module(tmp_path, monkeypatch):
     assert any(p.startswith("code/dlbook/nn.py:1:") and "shared" in p for p in problems)
     assert any(p.startswith("book/f/history.md:5:") for p in problems), problems
     assert not any(p.startswith("code/dlbook/cnn.py") for p in problems)
+
+
+CHAPTERS = lint_book.chapter_docs()
+MIN_INDEX_ENTRIES = 15   # DEVELOPERS.md: at least 15 a chapter
+MIN_GUARDED_CLAIMS = 3   # a chapter states computed outcomes; it guards them
+
+
+@pytest.mark.parametrize("doc", CHAPTERS)
+def test_chapter_has_index_entries_for_its_key_terms(doc):
+    n = lint_book.index_entries((ROOT / f"{doc}.md").read_text())
+    assert n >= MIN_INDEX_ENTRIES, f"{doc}.md has {n} index entries, needs {MIN_INDEX_ENTRIES}"
+
+
+@pytest.mark.parametrize("doc", CHAPTERS)
+def test_chapter_guards_its_claims(doc):
+    n = len(lint_book.guarded_claims((ROOT / f"{doc}.md").read_text()))
+    assert n >= MIN_GUARDED_CLAIMS, (
+        f"{doc}.md guards {n} claims (assert ... in remove-cell cells); a chapter "
+        f"that reports computed results guards at least {MIN_GUARDED_CLAIMS}")
+
+
+def test_index_entries_are_counted():
+    text = ("A {index}`perceptron` and {index}`margin <margin; of a classifier>`.\n"
+            "```{index} single: convolution; transposed\n```\n"
+            ":::{index}\n:name: idx-a\nsingle: pooling\npair: graph; network\n:::\n")
+    assert lint_book.index_entries(text) == 5

@@ -123,10 +123,20 @@ def test_latex_log_is_clean():
         assert problem not in log, f"book.log: {problem!r}"
 
 
-def test_pdf_has_no_empty_index_chapters():
+def test_pdf_has_a_real_index_and_no_module_index():
+    """The back-of-book index is printed and fed by the chapters' entries."""
     tex = (LATEX / "book.tex").read_text(encoding="utf-8")
-    assert r"\printindex" not in tex
+    assert r"\printindex" in tex
+    ind = (LATEX / "book.ind").read_text(encoding="utf-8", errors="replace")
+    entries = ind.count(r"\item ")
+    assert entries >= 15 * len(notebook_files()) // 2, f"the index has {entries} entries"
     assert "Python Module Index" not in pdf_text().title()
+
+
+def test_html_index_lists_the_key_terms():
+    page = (HTML / "genindex.html").read_text(encoding="utf-8")
+    for term in ("perceptron", "stochastic gradient descent", "double descent"):
+        assert term in page.lower(), f"genindex.html lacks {term!r}"
 
 
 @pytest.mark.parametrize("doc", notebook_files())

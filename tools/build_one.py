@@ -35,7 +35,8 @@ def main() -> int:
     out.mkdir(parents=True)
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     keep = {str(chapter), toc["root"], "book/bibliography",
-            "book/appendix/notation", "book/appendix/api"}
+            "book/appendix/notation", "book/appendix/api",
+            "book/appendix/glossary"}
     for f in toc_files():
         dst = out / f"{f}.md"
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,8 @@ without saying where: each problem is reported as ``file:line: message``.
 * guarded claims (``assert`` in a ``remove-cell`` cell) without a message.
 
 Usage: python tools/lint_book.py   (exit 1 when it finds a problem)
+       python tools/lint_book.py --report   (index entries, guarded claims and
+       glued values per chapter)
 """
 from __future__ import annotations
 
@@ -231,6 +233,51 @@ def check_claims(doc: str, text: str) -> list[str]:
             for line, node in guarded_claims(text) if node.msg is None]
 
 
+_INDEX_ROLE = re.compile(r"\{index\}`")
+_INDEX_BLOCK = re.compile(r"^(`{3,}|:{3,})\{index\}\s*(.*)$")
+
+
+def index_entries(text: str) -> int:
+    """How many index entries a page makes: ``{index}`` roles, and the
+    entries of ``{index}`` directives (its argument, or one per line)."""
+    lines, count = text.splitlines(), len(_INDEX_ROLE.findall(text))
+    for n, line in enumerate(lines):
+        m = _INDEX_BLOCK.match(line)
+        if not m:
+            continue
+        if m.group(2).strip():
+            count += len([e for e in m.group(2).split(";")[:1] if e.strip()])
+            continue
+        for body in lines[n + 1:]:
+            if body.strip().startswith(m.group(1)):
+                break
+            if body.strip() and not body.strip().startswith(":"):
+                count += 1
+            elif re.match(r"^\s*:(single|pair|triple|see|seealso):", body):
+                count += 1
+    return count
+
+
+def chapter_docs() -> list[str]:
+    """The chapters proper: the pages of ``_toc.yml`` with code cells, but
+    not the preface or the appendices."""
+    from toc import notebook_files
+
+    return [d for d in notebook_files(ROOT) if "/appendix/" not in f"/{d}"]
+
+
+def report() -> str:
+    """A table per chapter: index entries, guarded claims, glued values."""
+    rows = ["| chapter | index entries | guarded claims | glued values |",
+            "| --- | ---: | ---: | ---: |"]
+    for doc in chapter_docs():
+        text = (ROOT / f"{doc}.md").read_text()
+        glued = len(re.findall(r"\bglue\(", text))
+        rows.append(f"| {doc} | {index_entries(text)} | {len(guarded_claims(text))} "
+                    f"| {glued} |")
+    return "\n".join(rows)
+
+
 def all_problems() -> list[str]:
     docs = toc_files(ROOT)
     problems = check_import_order() + check_labels(docs)
@@ -242,6 +289,9 @@ def all_problems() -> list[str]:
 
 
 def main() -> int:
+    if "--report" in sys.argv:
+        print(report())
+        return 0
     problems = all_problems()
     print("\n".join(problems) or "lint_book: no problems")
     return 1 if problems else 0
