@@ -165,11 +165,11 @@ def test_every_formula_has_assistive_mathml(page_path, server, browser):
         const c = [...document.querySelectorAll('mjx-container')];
         return {formulas: document.querySelectorAll('.math').length,
                 containers: c.length,
-                mml: c.filter(x => x.querySelector(':scope > mjx-assistive-mml math'))
-                      .length,
-                hidden: c.filter(x => {
-                    const v = x.querySelector(':scope > mjx-chtml');
-                    return v && v.getAttribute('aria-hidden') === 'true'; }).length};
+                mml: c.filter(x => {
+                    const m = x.querySelector(':scope > mjx-assistive-mml > math');
+                    return m && m.children.length > 0; }).length,
+                hidden: c.filter(x => x.querySelector(
+                    ':scope > mjx-math[aria-hidden="true"]')).length};
     }""")
     page.close()
     assert counts["containers"] >= counts["formulas"] > 0, counts

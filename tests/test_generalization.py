@@ -140,11 +140,11 @@ def test_double_descent_peak_at_interpolation_threshold():
     X, y = s.X_train[:n], s.y_train[:n]
     ps = [10, 20, 40, 60, 80, 90, 100, 110, 125, 150, 200, 400, 800, 1600]
     r = double_descent(X, y, s.X_test, s.y_test, ps, num_classes=10, seeds=5)
-    peak = r.ps[np.argmax(r.test_mse)]
+    peak = r.widths[np.argmax(r.test_mse)]
     assert 0.8 * n <= peak <= 1.25 * n                # peak near p = n
     assert r.test_mse[-1] < r.test_mse[: ps.index(80)].min()  # second descent wins
     # the smallest singular value is smallest near the threshold
-    assert 0.8 * n <= r.ps[np.argmin(r.sigma_min)] <= 1.25 * n
+    assert 0.8 * n <= r.widths[np.argmin(r.sigma_min)] <= 1.25 * n
     rr = double_descent(X, y, s.X_test, s.y_test, ps, num_classes=10, seeds=5,
                         lam=1e-2)
     assert rr.test_mse.max() < 0.1 * r.test_mse.max()   # ridge tames the peak

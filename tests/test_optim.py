@@ -312,3 +312,110 @@ def test_adam_first_step_has_size_lr():
         opt.step()
         assert torch.allclose(w.detach().abs(), torch.full((3,), 0.01,
                                                       dtype=torch.float64), rtol=1e-3)
+
+
+# --- the SGD theorems: RegressionObjective and sgd_paths -------------------------
+
+def _regression_data(n: int = 120, P: int = 6, seed: int = 0):
+    g = torch_generator(seed)
+    X = torch.randn(n, P, generator=g, dtype=torch.float64)
+    y = X @ torch.randn(P, generator=g, dtype=torch.float64) \
+        + torch.randn(n, generator=g, dtype=torch.float64)
+    return X, y
+
+
+@pytest.mark.parametrize("loss,ridge", [("squared", 0.0), ("squared", 0.3),
+                                        ("geman-mcclure", 0.0)])
+def test_regression_objective_matches_autograd(loss, ridge):
+    X, y = _regression_data()
+    obj = optim.RegressionObjective(X, y, loss, ridge=ridge)
+    W = torch.randn(3, X.shape[1], generator=torch_generator(1),
+                    dtype=torch.float64, requires_grad=True)
+
+    def phi(r):  # an independent transcription of the two losses
+        return 0.5 * r**2 if loss == "squared" else 0.5 * r**2 / (1 + r**2)
+
+    per_example = phi(W @ X.T - y) + 0.5 * ridge * (W**2).sum(1, keepdim=True)
+    f = per_example.mean(1)
+    assert torch.allclose(obj.value(W.detach()), f.detach(), rtol=1e-12)
+    (grad,) = torch.autograd.grad(f.sum(), W, retain_graph=True)
+    assert torch.allclose(obj.gradient(W.detach()), grad, rtol=1e-10)
+    # mini-batch gradient = mean of autograd per-example gradients on the batch
+    idx = torch.randint(len(y), (3, 7), generator=torch_generator(2))
+    g_batch = obj.gradient(W.detach(), idx)
+    for r in range(3):
+        rows = [torch.autograd.grad(per_example[r, i], W, retain_graph=True)[0][r]
+                for i in idx[r]]
+        assert torch.allclose(g_batch[r], torch.stack(rows).mean(0), rtol=1e-10)
+    # sigma^2 = spread of all n per-example gradients around their mean
+    G = torch.stack([torch.autograd.grad(per_example[0, i], W, retain_graph=True)
+                     [0][0] for i in range(len(y))])
+    spread = (G - G.mean(0)).pow(2).sum(1).mean()
+    assert torch.isclose(obj.gradient_variance(W.detach())[0], spread, rtol=1e-9)
+
+
+def test_regression_objective_is_L_smooth_and_robust_loss_is_not_convex():
+    X, y = _regression_data()
+    for loss in ["squared", "geman-mcclure"]:
+        obj = optim.RegressionObjective(X, y, loss, ridge=0.1)
+        L = obj.smoothness()
+        A = 3 * torch.randn(200, X.shape[1], generator=torch_generator(3),
+                            dtype=torch.float64)
+        Bm = A + torch.randn(A.shape, generator=torch_generator(4),
+                             dtype=torch.float64)
+        ratio = ((obj.gradient(A) - obj.gradient(Bm)).norm(dim=1)
+                 / (A - Bm).norm(dim=1))
+        assert ratio.max() <= L * (1 + 1e-12)
+    robust = optim.RegressionObjective(X, y, "geman-mcclure")
+    w = 5 * torch.ones(X.shape[1], dtype=torch.float64)
+    H = torch.autograd.functional.hessian(lambda v: robust.value(v[None])[0], w)
+    assert torch.linalg.eigvalsh(H)[0] < 0  # negative curvature: not convex
+
+
+def test_sgd_paths_obey_the_two_theorems_small():
+    """The chapter's claims at small size: both bounds hold with the measured
+    variance, and the PL noise floor falls like 1/B."""
+    X, y = _regression_data(n=200, P=5)
+    ridge = optim.RegressionObjective(X, y, "squared", ridge=0.5)
+    H = X.T @ X / len(y) + 0.5 * torch.eye(5, dtype=torch.float64)
+    mu, L = torch.linalg.eigvalsh(H)[0].item(), ridge.smoothness()
+    w_star = torch.linalg.solve(H, X.T @ y / len(y))
+    f_star = ridge.value(w_star[None]).item()
+    w0 = torch.zeros(5, dtype=torch.float64)
+    gap0 = ridge.value(w0[None]).item() - f_star
+    eta, floors = 0.25 / L, {}
+    for B in [1, 16]:
+        p = optim.sgd_paths(ridge, w0, lr=eta, batch_size=B, steps=400, runs=200,
+                            generator=torch_generator(B), every=4)
+        s2 = p["variance"].max().item()
+        gap = p["value"].mean(1) - f_star
+        bound = (1 - eta * mu) ** p["step"].double() * gap0 \
+            + eta * L * s2 / (2 * mu * B)
+        assert torch.all(gap <= bound)
+        floors[B] = gap[-25:].mean().item()
+    assert 6 < floors[1] / floors[16] < 40
+    robust = optim.RegressionObjective(X, y, "geman-mcclure")
+    Lg, delta, T = robust.smoothness(), robust.value(w0[None]).item(), 200
+    for B in [1, 8]:
+        p = optim.sgd_paths(robust, w0, lr=1 / Lg, batch_size=B, steps=T, runs=40,
+                            generator=torch_generator(10 + B))
+        avg = p["grad_sq"][:-1].mean().item()
+        assert avg <= 2 * delta * Lg / T + p["variance"].max().item() / B
+
+
+def test_sgd_paths_validates_and_is_reproducible():
+    X, y = _regression_data()
+    obj = optim.RegressionObjective(X, y)
+    w0 = torch.zeros(X.shape[1], dtype=torch.float64)
+    a = optim.sgd_paths(obj, w0, lr=0.01, batch_size=4, steps=10, runs=2,
+                        generator=torch_generator(0), every=3)
+    b = optim.sgd_paths(obj, w0, lr=0.01, batch_size=4, steps=10, runs=2,
+                        generator=torch_generator(0), every=3)
+    assert a["step"].tolist() == [0, 3, 6, 9, 10]
+    assert torch.equal(a["value"], b["value"])
+    with pytest.raises(ValueError, match="batch_size"):
+        optim.sgd_paths(obj, w0, lr=0.01, batch_size=0, steps=10, runs=2)
+    with pytest.raises(ValueError, match="loss must be"):
+        optim.RegressionObjective(X, y, "hinge")
+    with pytest.raises(ValueError, match="need X"):
+        optim.RegressionObjective(X, y[:-1])

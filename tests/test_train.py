@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,19 +11,16 @@ from torch import nn
 
 from dlbook import optim
 from dlbook.data import digits
+from dlbook.nn import mlp
 from dlbook.seed import torch_generator
 from dlbook.train import (Dropout, History, accuracy, dropout, evaluate, fit,
-                          iterate_minibatches)
+                          iterate_minibatches, warmup_cosine)
 
 F = nn.functional
 
 
 def _mlp(seed: int = 0, hidden: int = 32, p: float = 0.0) -> nn.Module:
-    torch.manual_seed(seed)
-    layers = [nn.Linear(64, hidden), nn.ReLU()]
-    if p:
-        layers.append(Dropout(p, generator=torch_generator(seed)))
-    return nn.Sequential(*layers, nn.Linear(hidden, 10))
+    return mlp([64, hidden, 10], dropout=p, generator=torch_generator(seed))
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +180,82 @@ def test_dropout_module_modes_and_torch_agreement():
     assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))
     with pytest.raises(ValueError, match="p must"):
         Dropout(1.5)
+
+
+def _dropout_masks(net: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """The keep-masks that each Dropout layer of ``net`` applies, in order."""
+    out = []
+    for layer in net:
+        if isinstance(layer, Dropout):
+            out.append(layer(torch.ones_like(x)) != 0)
+        x = layer(x)
+    return out
+
+
+def test_stacked_dropout_layers_draw_independent_reproducible_masks():
+    """The bug of the first printing: every Dropout had a generator with the
+    same seed, so stacked layers drew identical masks."""
+    x = torch.randn(16, 128, generator=torch_generator(5))
+    net = mlp([128, 128, 128, 128, 10], dropout=0.5, generator=torch_generator(0))
+    net.train()
+    masks = _dropout_masks(net, x)
+    assert len(masks) == 3
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not torch.equal(masks[i], masks[j])
+            # independent Bernoulli(1/2) masks agree on about half the units
+            agree = (masks[i] == masks[j]).float().mean().item()
+            assert abs(agree - 0.5) < 0.05
+    again = mlp([128, 128, 128, 128, 10], dropout=0.5,
+                generator=torch_generator(0)).train()
+    assert all(torch.equal(a, b) for a, b in zip(masks, _dropout_masks(again, x)))
+    other = mlp([128, 128, 128, 128, 10], dropout=0.5,
+                generator=torch_generator(1)).train()
+    assert not torch.equal(masks[0], _dropout_masks(other, x)[0])
+    # successive calls of one layer draw fresh masks as well
+    first = masks[0]
+    assert not torch.equal(first, _dropout_masks(net, x)[0])
+
+
+def test_per_step_warmup_cosine_schedule(data):
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    steps_per_epoch = math.ceil(len(data.X_train) / 64)
+    total = 3 * steps_per_epoch
+    sched = warmup_cosine(opt, 10, total)
+    h = fit(model, F.cross_entropy, opt, data.train, epochs=3, batch_size=64,
+            scheduler=sched, scheduler_interval="step",
+            generator=torch_generator(0))
+    assert len(h.step_lr) == total
+    for t, lr in enumerate(h.step_lr):
+        if t < 10:
+            expected = 0.2 * (t + 1) / 10
+        else:
+            expected = 0.2 * 0.5 * (1 + math.cos(math.pi * (t - 10) / (total - 10)))
+        assert math.isclose(lr, expected, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_clip_grad_norm_bounds_every_step(data):
+    model = _mlp()
+    before = [p.detach().clone() for p in model.parameters()]
+    lr, c = 0.5, 1e-3
+    h = fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=lr),
+            data.train, epochs=1, batch_size=len(data.X_train),
+            clip_grad_norm=c)
+    moved = torch.sqrt(sum(((p.detach() - b) ** 2).sum()
+                           for p, b in zip(model.parameters(), before)))
+    assert h.step_grad_norm[0] > 10 * c  # clipping was active
+    assert moved.item() <= lr * c * (1 + 1e-5)
+    assert moved.item() >= lr * c * (1 - 1e-3)
+
+
+def _remove_cell_asserts(chapter: str) -> int:
+    """Count ``assert`` statements in the chapter's cells tagged remove-cell."""
+    text = (Path(__file__).parents[1] / "book" / "foundations" / chapter).read_text()
+    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.S)
+    hidden = [c for c in cells if re.search(r"tags:.*remove-cell", c)]
+    return sum(len(re.findall(r"^\s*assert ", c, flags=re.M)) for c in hidden)
+
+
+def test_training_chapter_guards_its_claims():
+    assert _remove_cell_asserts("training.md") >= 30

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
-           "per_example_gradients", "minibatch_gradient_variance"]
+           "per_example_gradients", "minibatch_gradient_variance",
+           "RegressionObjective", "sgd_paths"]
 
 Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
@@ -362,3 +363,97 @@ def minibatch_gradient_variance(
     W.scatter_add_(1, idx, torch.full(idx.shape, 1 / batch_size, dtype=G.dtype))
     errors = W @ (G - G.mean(dim=0))
     return errors.pow(2).sum(dim=1).mean().item()
+
+
+_LOSSES = ("squared", "geman-mcclure")
+
+
+class RegressionObjective:
+    """``f(w) = (1/n) sum_i phi(x_i.w - y_i) + (ridge/2) |w|^2``, for R runs at once.
+
+    The test problem of the chapter's SGD theorems. ``loss="squared"`` is
+    ``phi(r) = r^2 / 2`` (convex; strongly convex with ``ridge > 0``);
+    ``loss="geman-mcclure"`` is ``phi(r) = r^2 / (2 (1 + r^2))``, a robust
+    loss that is smooth but not convex. Both have ``|phi''| <= 1``, so ``f`` is
+    ``L``-smooth with ``L = lambda_max(X^T X / n) + ridge``. Every method takes
+    the weights of ``R`` independent runs as rows: ``W (R, P)``.
+    Shapes: ``X (n, P)``, ``y (n,)``.
+    """
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, loss: str = "squared",
+                 ridge: float = 0.0) -> None:
+        if X.ndim != 2 or y.shape != (X.shape[0],):
+            raise ValueError(f"need X (n, P) and y (n,), got {tuple(X.shape)} "
+                             f"and {tuple(y.shape)}")
+        if loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
+        _check("ridge", ridge)
+        self.X, self.y = X.double(), y.double()
+        self.loss, self.ridge = loss, ridge
+
+    def _phi(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``phi(r)`` and ``phi'(r)``, elementwise."""
+        if self.loss == "squared":
+            return 0.5 * r * r, r
+        return 0.5 * r * r / (1 + r * r), r / (1 + r * r) ** 2
+
+    def value(self, W: torch.Tensor) -> torch.Tensor:
+        """``f`` at each row of ``W``. Shape ``(R, P) -> (R,)``."""
+        phi, _ = self._phi(W @ self.X.T - self.y)
+        return phi.mean(1) + 0.5 * self.ridge * W.pow(2).sum(1)
+
+    def gradient(self, W: torch.Tensor,
+                 idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Full gradient (``idx=None``) or the mean over the batch ``idx (R, B)``
+        of per-example gradients ``phi'(r_i) x_i + ridge w``. ``(R, P)``."""
+        if idx is None:
+            _, dphi = self._phi(W @ self.X.T - self.y)
+            return dphi @ self.X / len(self.y) + self.ridge * W
+        Xb = self.X[idx]                                  # (R, B, P)
+        r = torch.einsum("rbp,rp->rb", Xb, W) - self.y[idx]
+        _, dphi = self._phi(r)
+        return torch.einsum("rb,rbp->rp", dphi, Xb) / idx.shape[1] + self.ridge * W
+
+    def gradient_variance(self, W: torch.Tensor) -> torch.Tensor:
+        """``sigma^2(w) = (1/n) sum_i |grad l_i(w) - grad f(w)|^2``. ``(R,)``."""
+        _, dphi = self._phi(W @ self.X.T - self.y)        # (R, n)
+        mean = dphi @ self.X / len(self.y)
+        sq = (dphi.pow(2) @ self.X.pow(2).sum(1)) / len(self.y)
+        return sq - mean.pow(2).sum(1)
+
+    def smoothness(self) -> float:
+        """``L = lambda_max(X^T X / n) + ridge``, valid because ``|phi''| <= 1``."""
+        H = self.X.T @ self.X / len(self.y)
+        return torch.linalg.eigvalsh(H)[-1].item() + self.ridge
+
+
+def sgd_paths(objective: RegressionObjective, w0: torch.Tensor, *, lr: float,
+              batch_size: int, steps: int, runs: int,
+              generator: torch.Generator | None = None,
+              every: int = 1) -> dict[str, torch.Tensor]:
+    """``runs`` independent SGD runs from ``w0``, batches drawn with replacement.
+
+    ``w_{t+1} = w_t - lr * g_{S_t}(w_t)``, ``|S_t| = batch_size``. Every
+    ``every`` steps (and at step 0) records, per run, ``f(w_t)``,
+    ``|grad f(w_t)|^2`` and the per-example variance ``sigma^2(w_t)``.
+    Returns a dict of ``(K, runs)`` tensors and the recorded steps ``(K,)``.
+    """
+    n = len(objective.y)
+    if not 1 <= batch_size <= n or steps < 1 or runs < 1 or every < 1:
+        raise ValueError(f"need 1 <= batch_size <= {n}, steps, runs, every >= 1; "
+                         f"got {batch_size}, {steps}, {runs}, {every}")
+    W = w0.double().expand(runs, -1).clone()
+    rec: dict[str, list] = {"step": [], "value": [], "grad_sq": [], "variance": []}
+    for t in range(steps + 1):
+        if t % every == 0 or t == steps:
+            rec["step"].append(t)
+            rec["value"].append(objective.value(W))
+            rec["grad_sq"].append(objective.gradient(W).pow(2).sum(1))
+            rec["variance"].append(objective.gradient_variance(W))
+        if t == steps:
+            break
+        idx = torch.randint(n, (runs, batch_size), generator=generator)
+        W = W - lr * objective.gradient(W, idx)
+    out = {k: torch.stack(v) for k, v in rec.items() if k != "step"}
+    out["step"] = torch.tensor(rec["step"])
+    return out

@@ -1,9 +1,10 @@
 """Gradient checking with central differences (chapter: backprop).
 
 The central difference ``(f(x+h) - f(x-h)) / (2h)`` has a truncation error
-``O(h^2)`` and, in floating point, a round-off error ``O(u / h)`` where
-``u`` is the unit round-off of the number format; the total is smallest
-near ``h ~ u^(1/3)``. :func:`gradcheck` compares the engine's gradients with
+``O(h^2)`` and, in floating point, a round-off error ``O(delta / h)`` where
+``delta`` is the relative error of the computed values of ``f`` (the unit
+round-off ``u`` of the number format for a correctly rounded ``f``); the
+total is smallest near ``h ~ delta^(1/3)``. :func:`gradcheck` compares the engine's gradients with
 central differences at such a step, in float64.
 """
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from .tensor import Tensor
 
 __all__ = ["numerical_gradient", "GradcheckResult", "gradcheck",
-           "central_difference_error", "error_model", "optimal_step"]
+           "central_difference_error", "relative_rounding_error",
+           "central_difference_bound", "optimal_step"]
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
@@ -56,20 +58,20 @@ def gradcheck(f: Callable[..., Tensor], inputs: Sequence[np.ndarray], *,
     """Compare reverse-mode gradients of ``f`` with central differences.
 
     ``f`` maps one :class:`Tensor` per entry of ``inputs`` to a Tensor. A
-    non-scalar output is contracted with a fixed random cotangent ``u``,
-    so the check covers the whole vector-Jacobian product ``u^T J``.
+    non-scalar output is contracted with a fixed random cotangent ``y_bar``,
+    so the check covers the whole vector-Jacobian product ``y_bar^T J``.
     Passes when ``|analytic - numeric| <= atol + rtol * |numeric|``
     everywhere. Computation is in float64.
     """
     xs = [np.array(x, dtype=np.float64) for x in inputs]
     probe = f(*[Tensor(x) for x in xs])
-    u = np.random.default_rng(seed).standard_normal(probe.shape)
+    y_bar = np.random.default_rng(seed).standard_normal(probe.shape)
 
     def scalar(*arrays: np.ndarray) -> float:
-        return float((f(*[Tensor(a) for a in arrays]).data * u).sum())
+        return float((f(*[Tensor(a) for a in arrays]).data * y_bar).sum())
 
     ts = [Tensor(x, requires_grad=True) for x in xs]
-    (f(*ts) * Tensor(u)).sum().backward()
+    (f(*ts) * Tensor(y_bar)).sum().backward()
     analytic = tuple(np.zeros_like(x) if t.grad is None else t.grad for x, t in
                      zip(xs, ts))
     numeric = []
@@ -101,12 +103,40 @@ def central_difference_error(f: Callable[[np.ndarray], np.ndarray],
     return np.abs(approx.astype(np.float64) - df(x))
 
 
-def error_model(h: np.ndarray, u: float, f0: float, f3: float) -> np.ndarray:
-    """Predicted central-difference error ``h^2 |f'''| / 6 + u |f| / h``."""
+def relative_rounding_error(f: Callable[[np.ndarray], np.ndarray],
+                            exact: Callable[[float], float], points: np.ndarray,
+                            dtype: type = np.float64) -> float:
+    """Largest relative error ``|f(x) - exact(x)| / |exact(x)|`` of ``f`` in ``dtype``.
+
+    ``points`` are cast to ``dtype`` first, so the error is that of ``f`` on
+    the numbers it is really given; ``exact`` must be more accurate than
+    ``dtype`` (e.g. ``mpmath`` at 113 bits for float64, whose numbers it may
+    return). This is the
+    ``delta`` of the central-difference error theorem. Shape: ``points (K,)``.
+    """
+    xs = np.asarray(points, dtype=dtype)
+    got = f(xs).astype(np.float64)
+    # exact(x) may be an mpmath number: the difference is then taken in its
+    # precision, not rounded to float64 first
+    return max(float(abs(g - exact(float(x))) / abs(exact(float(x))))
+               for g, x in zip(got.tolist(), xs.tolist()))
+
+
+def central_difference_bound(h: np.ndarray, delta: float, M0: np.ndarray,
+                             M3: np.ndarray) -> np.ndarray:
+    """The bound ``M3 h^2 / 6 + delta M0 / h`` on the central-difference error.
+
+    ``M0`` and ``M3`` bound ``|f|`` and ``|f'''|`` on ``[x - h, x + h]`` (one
+    value per step, or one for all); ``delta`` bounds the relative error of
+    each computed value of ``f``. Shape: that of ``h``.
+    """
     h = np.asarray(h, dtype=np.float64)
-    return h ** 2 * abs(f3) / 6 + u * abs(f0) / h
+    return np.asarray(M3) * h ** 2 / 6 + delta * np.asarray(M0) / h
 
 
-def optimal_step(u: float, f0: float, f3: float) -> float:
-    """The minimizer ``(3 u |f| / |f'''|)^(1/3)`` of :func:`error_model`."""
-    return float((3 * u * abs(f0) / abs(f3)) ** (1 / 3))
+def optimal_step(delta: float, M0: float, M3: float) -> float:
+    """The minimizer ``(3 delta M0 / M3)^(1/3)`` of :func:`central_difference_bound`
+    with constant ``M0`` and ``M3``."""
+    if delta <= 0 or M0 <= 0 or M3 <= 0:
+        raise ValueError(f"need delta, M0, M3 > 0, got {delta}, {M0}, {M3}")
+    return float((3 * delta * M0 / M3) ** (1 / 3))

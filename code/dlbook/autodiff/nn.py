@@ -16,7 +16,7 @@ from torch import nn
 from .tensor import Tensor, cross_entropy
 
 __all__ = ["Linear", "MLP", "sgd_step", "train_full_batch",
-           "train_full_batch_torch"]
+           "train_full_batch_torch", "sharpness"]
 
 _ACTIVATIONS = ("tanh", "relu")
 
@@ -124,3 +124,33 @@ def train_full_batch_torch(model: nn.Module, X: np.ndarray, y: np.ndarray, *,
         opt.step()
         losses.append(loss.item())
     return losses
+
+
+def sharpness(model: nn.Module, X: np.ndarray, y: np.ndarray, *,
+              iters: int = 50, seed: int = 0) -> float:
+    """Largest-magnitude eigenvalue of the Hessian of the mean cross-entropy.
+
+    Power iteration on Hessian-vector products (double backward through
+    ``torch.autograd``), with respect to all of ``model``'s parameters, on
+    the full batch ``X (N, D)``, ``y (N,)``. Near a minimum the Hessian's
+    dominant eigenvalue is its largest one, the *sharpness*; gradient
+    descent with step ``lr`` is stable on a quadratic only below ``2 / lr``.
+    """
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    dtype = params[0].dtype
+    Xt, yt = torch.as_tensor(X, dtype=dtype), torch.as_tensor(y, dtype=torch.long)
+    g = torch.Generator().manual_seed(seed)
+    v = [torch.randn(p.shape, generator=g, dtype=dtype) for p in params]
+    grads = torch.autograd.grad(nn.functional.cross_entropy(model(Xt), yt),
+                                params, create_graph=True)
+    lam = 0.0
+    for _ in range(iters):
+        norm = torch.sqrt(sum((a * a).sum() for a in v))
+        v = [a / norm for a in v]
+        hv = torch.autograd.grad(sum((a * b).sum() for a, b in zip(grads, v)),
+                                 params, retain_graph=True)
+        lam = float(sum((a * b).sum() for a, b in zip(hv, v)))  # Rayleigh quotient
+        v = [h.detach() for h in hv]
+    return lam

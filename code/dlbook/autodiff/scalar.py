@@ -20,7 +20,7 @@ from typing import Any
 
 from .graph import topological_order
 
-__all__ = ["Value", "trace"]
+__all__ = ["Value", "sigmoid", "trace"]
 
 Number = Any  # float, int, or a Dual: anything with arithmetic operators
 
@@ -158,6 +158,23 @@ class Value:
             for parent, local in zip(node.parents, node.local_grads):
                 key = id(parent)
                 adjoint[key] = adjoint.get(key, 0.0) + local * bar
+
+
+def sigmoid(v: Value) -> Value:
+    """The logistic sigmoid ``1 / (1 + exp(-x))`` as one node, for float data.
+
+    A new primitive built from outside the class: the value, the parent and
+    the local derivative ``s (1 - s)``. Each branch exponentiates a
+    non-positive number, so no input overflows: ``sigmoid(Value(-1000.0))``
+    is ``0`` with derivative ``0``, where ``math.exp(1000)`` would raise.
+    """
+    x = float(v.data)
+    if x >= 0:
+        s = 1.0 / (1.0 + math.exp(-x))
+    else:  # exp(x) <= 1 here
+        z = math.exp(x)
+        s = z / (1.0 + z)
+    return Value(s, (v,), (s * (1.0 - s),), "sigmoid")
 
 
 def _lift(x: Value | Number) -> Value:

@@ -1,9 +1,9 @@
 """Random features, min-norm least squares and double descent.
 
 Chapter: generalization. A two-layer network whose first layer is frozen at
-random is a linear model in its ``p`` random features; fitting the second
+random is a linear model in its ``m`` random features; fitting the second
 layer by minimum-norm least squares exposes the double-descent curve of
-Belkin et al. (2019), with its peak at the interpolation threshold ``p = n``.
+Belkin et al. (2019), with its peak at the interpolation threshold ``m = n``.
 """
 from __future__ import annotations
 
@@ -22,20 +22,20 @@ __all__ = ["random_relu_features", "min_norm_lstsq", "ridge",
 def random_relu_features(
     X: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
 ) -> torch.Tensor:
-    """ReLU random features ``relu(X W^T + b) / sqrt(p)``.
+    """ReLU random features ``relu(X W^T + b) / sqrt(m)``.
 
-    Shapes: ``X (N, D)``, ``W (p, D)``, ``b (p,)`` -> ``(N, p)``. The
-    ``1/sqrt(p)`` keeps the feature Gram matrix of order one as ``p`` grows.
+    Shapes: ``X (N, D)``, ``W (m, D)``, ``b (m,)`` -> ``(N, m)``. The
+    ``1/sqrt(m)`` keeps the feature Gram matrix of order one as ``m`` grows.
     """
     if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[1]:
         raise ValueError(
-            f"X (N, D) and W (p, D) must agree in D, got {tuple(X.shape)}, "
+            f"X (N, D) and W (m, D) must agree in D, got {tuple(X.shape)}, "
             f"{tuple(W.shape)}")
     return torch.relu(X @ W.T + b) / W.shape[0] ** 0.5
 
 
 def _gram_eig(Phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Eigen-pairs of the smaller Gram matrix of ``Phi`` (``N x N`` or ``p x p``)."""
+    """Eigen-pairs of the smaller Gram matrix of ``Phi`` (``N x N`` or ``m x m``)."""
     wide = Phi.shape[1] >= Phi.shape[0]
     G = Phi @ Phi.T if wide else Phi.T @ Phi
     evals, evecs = torch.linalg.eigh(G)
@@ -47,12 +47,12 @@ def min_norm_lstsq(
 ) -> torch.Tensor:
     """The minimum-norm minimizer of ``||Phi w - Y||^2`` (eq. min-norm).
 
-    Shapes: ``Phi (N, p)``, ``Y (N,)`` or ``(N, K)`` -> ``w (p,)`` or
-    ``(p, K)``. Works in the eigenbasis of the smaller Gram matrix, whose
+    Shapes: ``Phi (N, m)``, ``Y (N,)`` or ``(N, C)`` -> ``w (m,)`` or
+    ``(m, C)``. Works in the eigenbasis of the smaller Gram matrix, whose
     eigenvalues are the squared singular values ``s^2`` of ``Phi``; those
     below ``(rcond * s_max)^2`` are treated as zero (squaring costs
     precision, so ``rcond`` cannot go much below ``1e-7`` in float64).
-    For ``p >= N`` this is ``Phi^T (Phi Phi^T)^+ Y``, for ``p < N`` it is
+    For ``m >= N`` this is ``Phi^T (Phi Phi^T)^+ Y``, for ``m < N`` it is
     ``(Phi^T Phi)^+ Phi^T Y``.
     """
     return _min_norm_from_eig(Phi, Y, _gram_eig(Phi), rcond)
@@ -74,13 +74,13 @@ def _min_norm_from_eig(Phi: torch.Tensor, Y: torch.Tensor, eig, rcond: float
 def ridge(Phi: torch.Tensor, Y: torch.Tensor, lam: float) -> torch.Tensor:
     """Ridge solution ``argmin ||Phi w - Y||^2 + lam ||w||^2`` (``lam > 0``).
 
-    Solved in whichever of the ``p x p`` or ``N x N`` systems is smaller.
+    Solved in whichever of the ``m x m`` or ``N x N`` systems is smaller.
     """
     if lam <= 0:
         raise ValueError(f"lam must be > 0, got {lam}")
-    n, p = Phi.shape
-    if p <= n:
-        A = Phi.T @ Phi + lam * torch.eye(p, dtype=Phi.dtype)
+    n, m = Phi.shape
+    if m <= n:
+        A = Phi.T @ Phi + lam * torch.eye(m, dtype=Phi.dtype)
         return torch.linalg.solve(A, Phi.T @ Y)
     A = Phi @ Phi.T + lam * torch.eye(n, dtype=Phi.dtype)
     return Phi.T @ torch.linalg.solve(A, Y)
@@ -90,13 +90,13 @@ def ridge(Phi: torch.Tensor, Y: torch.Tensor, lam: float) -> torch.Tensor:
 class DoubleDescentResult:
     """Test errors (median over feature draws) for each number of features.
 
-    All arrays have shape ``(len(ps),)``: test mean squared error
+    All arrays have shape ``(len(widths),)``: test mean squared error
     ``test_mse``, classification error ``test_err``, ``train_mse``, the
     smallest singular value ``sigma_min`` of the training feature matrix
     and the norm of the fitted weights ``norm``.
     """
 
-    ps: np.ndarray
+    widths: np.ndarray
     test_mse: np.ndarray
     test_err: np.ndarray
     train_mse: np.ndarray
@@ -106,14 +106,14 @@ class DoubleDescentResult:
 
 def double_descent(
     X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor, y_test: torch.Tensor,
-    ps: list[int], *, num_classes: int, lam: float = 0.0, seeds: int = 5,
+    widths: list[int], *, num_classes: int, lam: float = 0.0, seeds: int = 5,
     seed: int = 0,
 ) -> DoubleDescentResult:
-    """Sweep the number of random ReLU features ``p`` and fit the top layer.
+    """Sweep the number of random ReLU features ``m`` and fit the top layer.
 
     Shapes: ``X (N, D)``, ``y (N,)`` integer labels, regressed as one-hot
     targets. ``lam = 0`` uses :func:`min_norm_lstsq`, otherwise
-    :func:`ridge`. Each ``p`` takes the median over ``seeds`` feature draws
+    :func:`ridge`. Each ``m`` takes the median over ``seeds`` feature draws
     (a mean would be ruled by the rare draw that is almost singular).
     """
     mean = X.double().mean(0)  # centred pixels: no feature is dead on all data
@@ -122,11 +122,11 @@ def double_descent(
     Y_test = torch.eye(num_classes, dtype=X.dtype)[y_test]
     g = torch.Generator().manual_seed(seed)
     rows = []
-    for p in ps:
+    for m in widths:
         acc = []
         for _ in range(seeds):
-            W = torch.randn(p, X.shape[1], generator=g, dtype=X.dtype)
-            b = 0.5 * torch.randn(p, generator=g, dtype=X.dtype)
+            W = torch.randn(m, X.shape[1], generator=g, dtype=X.dtype)
+            b = 0.5 * torch.randn(m, generator=g, dtype=X.dtype)
             W = W / X.shape[1] ** 0.5
             F = random_relu_features(X, W, b)
             F_test = random_relu_features(X_test, W, b)
@@ -141,7 +141,7 @@ def double_descent(
                         s2.min().sqrt().item(), w.norm().item()])
         rows.append(np.median(np.array(acc), axis=0))
     r = np.array(rows)
-    return DoubleDescentResult(np.asarray(ps), *r.T)
+    return DoubleDescentResult(np.asarray(widths), *r.T)
 
 
 @dataclass(frozen=True)
@@ -162,14 +162,14 @@ def width_sweep(
 
     Full-batch Adam on the squared error ``sum_k (f_k(x) - Y_k)^2`` averaged
     over examples, from PyTorch's default initialization (seeded ``0..seeds-1``).
-    Shapes: ``X (N, D)``, ``Y (N, K)`` targets (e.g. one-hot).
+    Shapes: ``X (N, D)``, ``Y (N, C)`` targets (e.g. one-hot).
     """
 
     rows = []
-    for h in widths:
+    for m in widths:
         acc = []
         for seed in range(seeds):
-            net = mlp([X.shape[1], h, Y.shape[1]],
+            net = mlp([X.shape[1], m, Y.shape[1]],
                       generator=torch.Generator().manual_seed(seed))
             opt = torch.optim.Adam(net.parameters(), lr=lr)
             for _ in range(steps):
@@ -183,5 +183,5 @@ def width_sweep(
             acc.append([train, test])
         rows.append(np.median(np.array(acc), axis=0))
     r = np.array(rows)
-    n_params = np.array([h * (X.shape[1] + 1) + (h + 1) * Y.shape[1] for h in widths])
+    n_params = np.array([m * (X.shape[1] + 1) + (m + 1) * Y.shape[1] for m in widths])
     return WidthSweepResult(np.asarray(widths), n_params, r[:, 0], r[:, 1])

@@ -239,6 +239,35 @@ def margin(X: torch.Tensor, y: torch.Tensor, u: torch.Tensor) -> float:
     return float((y.to(X.dtype) * (X @ u)).min() / u.norm())
 
 
+def max_margin(X: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """The data's own margin: ``max_{||u|| = 1} min_i y_i <u, x_i>`` and its ``u``.
+
+    This is the hard-margin linear SVM through the origin, the separator that
+    makes Novikoff's bound tightest. It is solved exactly as the least-distance
+    problem ``min ||w||`` subject to ``y_i <w, x_i> >= 1``, which Lawson and
+    Hanson reduce to one non-negative least-squares problem; the margin is
+    ``1 / ||w||`` and ``u = w / ||w||``. Shapes: ``X (n, d)``, ``y (n,)`` in
+    {-1, +1}; returns ``(margin, u)`` with ``u`` of shape ``(d,)``.
+    """
+    import numpy as np
+    from scipy.optimize import nnls
+
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"need X (n, d) and y (n,), got {tuple(X.shape)} "
+                         f"and {tuple(y.shape)}")
+    Z = (y.to(torch.float64)[:, None] * X.to(torch.float64)).numpy()
+    n, d = Z.shape
+    E = np.vstack([Z.T, np.ones((1, n))])  # (d + 1, n)
+    f = np.zeros(d + 1)
+    f[d] = 1.0
+    alpha, _ = nnls(E, f, maxiter=50 * max(n, d))
+    r = E @ alpha - f  # the least-distance solution is w = -r[:d] / r[d]
+    if abs(r[d]) < 1e-12:
+        raise ValueError("the data are not linearly separable through the origin")
+    w = torch.from_numpy(-r[:d] / r[d])
+    return float(1.0 / w.norm()), w / w.norm()
+
+
 def radius(X: torch.Tensor) -> float:
     """``max_i ||x_i||``: the radius of the smallest centred ball holding X."""
     return float(X.norm(dim=1).max())

@@ -30,7 +30,7 @@ class Milestone:
 
 
 MILESTONES: tuple[Milestone, ...] = (
-    Milestone("Mark I perceptron", 1958, 512 * 8, "rosenblatt1962principles",
+    Milestone("Mark I perceptron", 1960, 512 * 8, "rosenblatt1962principles",
               estimated="params: our count of its 512 x 8 adjustable weights"),
     Milestone("LeNet-5", 1998, 6.0e4, "lecun1998gradient"),
     Milestone("AlexNet", 2012, 6.0e7, "krizhevsky2012imagenet", 4.7e17,
