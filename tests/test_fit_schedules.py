@@ -75,3 +75,25 @@ def test_bad_arguments_fail_early():
         fit(model, nn.functional.mse_loss, opt, data, epochs=1, clip_grad_norm=0.0)
     with pytest.raises(ValueError, match="warmup"):
         warmup_cosine(opt, 10, 5)
+
+
+def test_schedule_drives_dlbook_optimizers_like_torchs_lambdalr():
+    from dlbook import optim
+
+    ours_model, data, _ = problem()
+    opt = optim.SGD(ours_model.parameters(), lr=0.2, momentum=0.9)
+    sched = warmup_cosine(opt, 3, 10)
+    ref_opt = torch.optim.SGD(mlp([5, 16, 1]).parameters(), lr=0.2, momentum=0.9)
+    f = lambda t: (t + 1) / 3 if t < 3 else 0.5 * (1 + math.cos(math.pi * min(1, (t - 3) / 7)))
+    ref = torch.optim.lr_scheduler.LambdaLR(ref_opt, f)
+    for _ in range(12):
+        assert abs(sched.get_last_lr()[0] - ref.get_last_lr()[0]) < 1e-15
+        ref_opt.step()
+        sched.step()
+        ref.step()
+    state = sched.state_dict()
+    again = warmup_cosine(optim.SGD(mlp([5, 16, 1]).parameters(), lr=0.2), 3, 10)
+    again.load_state_dict(state)
+    assert again.get_last_lr() == sched.get_last_lr()
+    with pytest.raises(ValueError, match="param_groups"):
+        warmup_cosine(object(), 1, 2)

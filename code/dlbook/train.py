@@ -18,7 +18,7 @@ from torch import nn
 from dlbook.nn import Dropout, dropout
 
 __all__ = ["History", "fit", "evaluate", "accuracy", "iterate_minibatches",
-           "train_epoch", "warmup_cosine", "Dropout", "dropout"]
+           "train_epoch", "LambdaSchedule", "warmup_cosine", "Dropout", "dropout"]
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 
@@ -277,15 +277,56 @@ class _EarlyStopping:
         return self.patience is not None and self.waited >= self.patience
 
 
+class LambdaSchedule:
+    """A learning-rate schedule for any optimizer with ``param_groups``.
+
+    At step ``t`` (the number of ``step()`` calls so far) every group's
+    learning rate is its initial rate times ``factor(t)``, as in
+    :class:`torch.optim.lr_scheduler.LambdaLR`, but it also drives the
+    optimizers of :mod:`dlbook.optim`, which are not subclasses of
+    :class:`torch.optim.Optimizer`.
+    """
+
+    def __init__(self, optimizer, factor: Callable[[int], float]) -> None:
+        if not hasattr(optimizer, "param_groups"):
+            raise ValueError("optimizer must have param_groups, got "
+                             f"{type(optimizer).__name__}")
+        self.optimizer, self.factor, self.last_step = optimizer, factor, 0
+        self.base_lrs = [g.setdefault("initial_lr", g["lr"])
+                         for g in optimizer.param_groups]
+        self._apply()
+
+    def _apply(self) -> None:
+        f = self.factor(self.last_step)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * f
+
+    def step(self) -> None:
+        """Advance one step and set the learning rates."""
+        self.last_step += 1
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        """The current learning rate of every parameter group."""
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {"last_step": self.last_step, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.last_step, self.base_lrs = state["last_step"], list(state["base_lrs"])
+        self._apply()
+
+
 def warmup_cosine(optimizer, warmup_steps: int, total_steps: int,
-                  min_factor: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+                  min_factor: float = 0.0) -> LambdaSchedule:
     """A per-step schedule: linear warm-up, then cosine decay.
 
     The learning rate is ``lr * f(t)`` at step ``t`` with ``f`` rising
     linearly from ``1 / warmup_steps`` to 1 over ``warmup_steps`` steps,
     then falling as a half cosine to ``min_factor`` at ``total_steps`` (and
     staying there). Pass it to :func:`fit` with ``scheduler_interval="step"``.
-    Works with :mod:`torch.optim` optimizers.
+    Works with the optimizers of :mod:`torch.optim` and :mod:`dlbook.optim`.
     """
     if not 0 <= warmup_steps <= total_steps or total_steps < 1:
         raise ValueError("need 0 <= warmup_steps <= total_steps and total_steps "
@@ -297,4 +338,4 @@ def warmup_cosine(optimizer, warmup_steps: int, total_steps: int,
         frac = min(1.0, (t - warmup_steps) / max(1, total_steps - warmup_steps))
         return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * frac))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return LambdaSchedule(optimizer, factor)
