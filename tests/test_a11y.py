@@ -79,7 +79,7 @@ def _open(browser, server: str, page_path: str, theme: str = "light"):
                                   color_scheme=theme)
     if page.locator(".math").count():
         wait_for_math(page)
-    page.wait_for_load_state("networkidle")
+    page.wait_for_load_state("networkidle", timeout=90_000)
     actual = page.evaluate("document.documentElement.dataset.theme")
     assert actual == theme, f"{page_path}: asked for the {theme} theme, got {actual}"
     return page, errors, outside
@@ -129,13 +129,36 @@ def report():
     warnings.warn(f"axe moderate/minor findings ({summary}); see {REPORT}", stacklevel=1)
 
 
+EXPAND = """() => {
+    document.querySelectorAll('details:not([open])').forEach(d => { d.open = true; });
+    document.querySelectorAll('button.toggle-button[aria-expanded="false"]')
+        .forEach(b => b.click());
+    return document.querySelectorAll('button.toggle-button[aria-expanded="false"]')
+        .length; }"""
+
+
 def run_axe(page) -> list[dict]:
     """Run every axe rule that is not experimental; return the violations."""
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate(
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    return page.evaluate(
         "async () => { const r = await axe.run(document, "
         "{resultTypes: ['violations']}); return r.violations; }")
-    return result
+
+
+def _axe_as_loaded_and_expanded(page) -> list[dict]:
+    """The page as it loads, then with every hidden cell and solution shown."""
+    violations = run_axe(page)
+    assert page.evaluate(EXPAND) == 0, "a collapsed solution did not open"
+    page.wait_for_timeout(200)
+    seen = {(v["id"], " ".join(map(str, n["target"]))) for v in violations
+            for n in v["nodes"]}
+    for v in run_axe(page):
+        new = [n for n in v["nodes"] if (v["id"], " ".join(map(str, n["target"])))
+               not in seen]
+        if new:
+            violations.append({**v, "nodes": new, "help": v["help"] + " (expanded)"})
+    return violations
 
 
 @pytest.mark.parametrize("theme", THEMES)
@@ -143,7 +166,7 @@ def run_axe(page) -> list[dict]:
 def test_axe(page_path, theme, server, browser, report):
     page, _, _ = _open(browser, server, page_path, theme)
     try:
-        violations = run_axe(page)
+        violations = _axe_as_loaded_and_expanded(page)
     finally:
         page.close()
     bad = [v for v in violations if v["impact"] in FAIL]

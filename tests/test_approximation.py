@@ -6,6 +6,8 @@ moduli of continuity, scipy's chi distribution, numpy least squares and
 PyTorch's own Adam on separate models.
 """
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -284,3 +286,97 @@ def test_random_nets_have_about_as_many_regions_as_neurons():
         n_neurons = 16 * depth
         assert 0.3 * n_neurons < np.mean(counts) < 2.0 * n_neurons
         assert max(counts) < 2 * n_neurons < ap.max_pieces([16] * depth) / 4
+
+
+# --- d dimensions: ridge networks, arrangements, memorization -----------------
+
+def test_ridge_cosine_net_meets_the_d_dimensional_bound():
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    b = torch.rand(4, generator=g, dtype=torch.float64)
+    a = torch.randn(4, generator=g, dtype=torch.float64)
+    X = ap.sample_ball(5000, 3, generator=g)
+    f = (a * torch.cos(X @ W.T + b)).sum(1)
+    errs = []
+    for m in [8, 32]:
+        net = ap.ridge_cosine_net(W, b, a, 1.0, m)
+        assert net[0].out_features == 4 * m
+        with torch.no_grad():
+            errs.append((net(X)[:, 0] - f).abs().max().item())
+        assert errs[-1] <= (a.abs() * W.norm(dim=1) ** 2).sum().item() / (2 * m**2)
+    assert 12 < errs[0] / errs[1] < 20  # rate m^-2: a factor 16 per factor 4
+    with pytest.raises(ValueError, match="knots"):
+        ap.ridge_cosine_net(W, b, a, 1.0, 0)
+
+
+@pytest.mark.parametrize("d,n", [(1, 5), (2, 3), (2, 7), (3, 5), (4, 4)])
+def test_arrangement_regions_match_linear_programming(d, n):
+    g = torch.Generator().manual_seed(10 * d + n)
+    layer = nn.Linear(d, n, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight.normal_(generator=g)
+        layer.bias.normal_(generator=g)
+    assert ap.count_arrangement_regions(layer) == ap.arrangement_regions(n, d)
+
+
+def test_arrangement_count_against_dense_sampling_and_degenerate_case():
+    # every pattern seen on a large dense grid is a region found by the LPs
+    g = torch.Generator().manual_seed(1)
+    layer = nn.Linear(2, 5, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight.normal_(generator=g)
+        layer.bias.normal_(generator=g)
+    u = torch.linspace(-60, 60, 1201, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(u, u, indexing="xy"), -1).reshape(-1, 2)
+    seen = ap.activation_patterns(nn.Sequential(layer, nn.ReLU()), grid).max() + 1
+    exact = ap.count_arrangement_regions(layer)
+    assert exact == 16  # 1 + 5 + 10
+    assert exact - 2 <= seen <= exact  # a grid can only miss (far or thin) regions
+    # parallel hyperplanes are not in general position: fewer regions
+    par = nn.Linear(2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        par.weight.copy_(torch.tensor([[1.0, 0.0]] * 3))
+        par.bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
+    assert ap.count_arrangement_regions(par) == 4 < ap.arrangement_regions(3, 2)
+
+
+def test_memorizing_net_interpolates_random_labels():
+    g = torch.Generator().manual_seed(2)
+    X = torch.randn(300, 7, generator=g, dtype=torch.float64)
+    y = torch.randn(300, generator=g, dtype=torch.float64)
+    net = ap.memorizing_net(X, y, generator=g)
+    assert net[0].out_features == 299
+    with torch.no_grad():
+        assert (net(X)[:, 0] - y).abs().max() < 1e-7
+    # all hidden units share one direction: 2n + d - 1 distinct numbers
+    assert torch.allclose(net[0].weight, net[0].weight[:1].expand(299, -1))
+    with pytest.raises(ValueError, match="same projection"):
+        ap.memorizing_net(torch.zeros(3, 2, dtype=torch.float64),
+                          torch.zeros(3, dtype=torch.float64))
+
+
+def test_graded_knots_exact_sup_error_against_dense_local_grids():
+    """The exercise's exact per-interval maximum equals a fine search inside
+    every interval, which a uniform global grid does not resolve."""
+    m, q = 64, 2
+    knots = (torch.arange(m + 1, dtype=torch.float64) / m) ** q
+    net = ap.relu_interpolant(knots, knots.sqrt())
+    s = (knots[1:].sqrt() - knots[:-1].sqrt()) / (knots[1:] - knots[:-1])
+    x_star = (1 / (4 * s**2)).clamp(knots[:-1], knots[1:])
+    with torch.no_grad():
+        exact = (x_star.sqrt() - net(x_star[:, None])[:, 0]).abs().max().item()
+        t = torch.linspace(0, 1, 2001, dtype=torch.float64)
+        local = knots[:-1, None] + t * (knots[1:] - knots[:-1])[:, None]
+        dense = (local.sqrt() - net(local.reshape(-1, 1)).reshape(local.shape)
+                 ).abs().max().item()
+    assert exact >= dense * (1 - 1e-12)
+    assert math.isclose(exact, dense, rel_tol=1e-5)
+
+
+def test_approximation_chapter_guards_its_claims():
+    text = (Path(__file__).parents[1] / "book" / "foundations"
+            / "approximation.md").read_text()
+    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.S)
+    hidden = [c for c in cells if re.search(r"tags:.*remove-cell", c)]
+    asserts = sum(len(re.findall(r"^\s*assert ", c, flags=re.M)) for c in hidden)
+    assert asserts >= 25

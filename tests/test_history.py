@@ -1,8 +1,9 @@
 """Tests for dlbook.history (chapter 1, "A brief history of neural networks").
 
 Oracles: scikit-learn's Perceptron (same update rule, same visiting order),
-hand-computed updates, Novikoff's bound, the algebra of XOR, and the
-references.bib file for every cited number.
+SciPy's SLSQP for the hard-margin separator, hand-computed updates, Novikoff's
+bound, the algebra of XOR, and the references.bib file for every cited number.
+The chapter's guarded claims (asserts in hidden cells) are counted too.
 """
 from __future__ import annotations
 
@@ -107,8 +108,10 @@ def test_separable_data_has_margin_and_radius(n, d, gamma, R, seed):
     assert abs(float(data.u.norm()) - 1) < 1e-12
     assert H.margin(data.X, data.y, data.u) >= gamma * (1 - 1e-9)
     assert H.radius(data.X) <= R * (1 + 1e-9)
-    # the margin is attained, so the data are exactly as hard as asked
+    # u attains margin gamma (two points sit at distance gamma) ...
     assert H.margin(data.X, data.y, data.u) <= gamma * (1 + 1e-9)
+    # ... but the data's own margin can only be larger: u is one candidate
+    assert H.max_margin(data.X, data.y)[0] >= gamma * (1 - 1e-9)
 
 
 @settings(max_examples=40, deadline=None)
@@ -124,6 +127,81 @@ def test_mistakes_within_novikoff_bound(d, gamma, seed, shuffle):
     assert run.mistakes <= H.novikoff_bound(data.R, gamma)
     assert run.epochs <= H.novikoff_bound(data.R, gamma) + 1
     assert bool((model.predict(data.X) == data.y).all())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_max_margin_matches_slsqp_and_kkt(seed):
+    from scipy.optimize import minimize
+    data = H.separable_data(30, 4, gamma=0.1, seed=seed)
+    g_star, u = H.max_margin(data.X, data.y)
+    Z = (data.y[:, None] * data.X).numpy()
+    res = minimize(lambda w: w @ w, np.ones(4) * 0.0 + data.u.numpy() / 0.1,
+                   jac=lambda w: 2 * w, method="SLSQP",
+                   constraints={"type": "ineq", "fun": lambda w: Z @ w - 1,
+                                "jac": lambda w: Z},
+                   options={"ftol": 1e-14, "maxiter": 500})
+    assert res.success
+    assert abs(g_star - 1 / np.linalg.norm(res.x)) < 1e-6 * g_star
+    np.testing.assert_allclose(u.numpy(), res.x / np.linalg.norm(res.x), atol=1e-5)
+    # KKT: the margin is attained by u, and no unit vector does better than u
+    assert abs(H.margin(data.X, data.y, u) - g_star) < 1e-9
+    assert g_star >= H.margin(data.X, data.y, data.u) - 1e-12
+
+
+def test_max_margin_validates():
+    X, y = xor(torch.float64)  # (0, 0) cannot be separated through the origin
+    with pytest.raises(ValueError, match="not linearly separable"):
+        H.max_margin(X, 2 * y - 1)
+    with pytest.raises(ValueError, match="need X"):
+        H.max_margin(X, y[:3])
+
+
+@settings(max_examples=25, deadline=None)
+@given(d=st.integers(2, 20), gamma=st.floats(0.03, 0.6),
+       seed=st.integers(0, 10_000))
+def test_mistakes_within_bound_of_the_data_margin(d, gamma, seed):
+    data = H.separable_data(120, d, gamma=gamma, seed=seed)
+    g_star, _ = H.max_margin(data.X, data.y)
+    run = H.train_perceptron(H.Perceptron(d, bias=False), data.X, data.y,
+                             max_epochs=10_000,
+                             generator=torch.Generator().manual_seed(seed))
+    assert run.converged
+    assert run.mistakes <= H.novikoff_bound(H.radius(data.X), g_star)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_bias_corollary(seed):
+    # data separable by (u, b) but not through the origin: shift a set that u
+    # separates with margin gamma by -b u, so y (<u, x> + b) >= gamma
+    data = H.separable_data(200, 6, gamma=0.1, seed=seed)
+    b = 0.7
+    X = data.X - b * data.u
+    assert float((data.y * (X @ data.u + b)).min()) >= 0.1 - 1e-12
+    R = H.radius(X)
+    run = H.train_perceptron(H.Perceptron(6), X, data.y, max_epochs=10_000,
+                             generator=torch.Generator().manual_seed(seed))
+    assert run.converged
+    assert run.mistakes <= (R ** 2 + 1) * (1 + b ** 2) / 0.1 ** 2
+
+
+def test_novikoff_claims_of_the_chapter_small():
+    # against the data's own margin the bound is loose at a small generator
+    # margin and nearly reached at a large one; gamma* exceeds gamma
+    def worst_ratio(gamma):
+        out = []
+        for seed in range(5):
+            data = H.separable_data(500, 20, gamma=gamma, seed=seed)
+            g_star, _ = H.max_margin(data.X, data.y)
+            run = H.train_perceptron(H.Perceptron(20, bias=False), data.X,
+                                     data.y, max_epochs=10_000,
+                                     generator=torch.Generator().manual_seed(seed))
+            out.append(run.mistakes / H.novikoff_bound(H.radius(data.X), g_star))
+        return max(out)
+
+    small, large = worst_ratio(0.02), worst_ratio(0.5)
+    assert small < 0.5 and large > 2 * small and large <= 1.0
+    data = H.separable_data(500, 20, gamma=0.02, seed=1)
+    assert H.max_margin(data.X, data.y)[0] > 2 * 0.02
 
 
 @pytest.mark.parametrize("d", [1 + 1, 5, 17])
@@ -162,6 +240,35 @@ def _train_xor(hidden, seed):
     fit(net, lambda o, t: F.binary_cross_entropy_with_logits(o[:, 0], t.float()),
         torch.optim.Adam(net.parameters(), lr=0.1), (X, y), epochs=200)
     return net, accuracy(net(X).detach(), y)
+
+
+def test_solved_xor_nets_put_one_class_on_a_shared_corner():
+    # the chapter's argument: the pre-activations of the two classes have the
+    # same sum, so saturated hidden units cannot put the classes on four
+    # distinct corners with a separating line; some class shares a corner
+    X, y = xor()
+    for seed in range(10):
+        net, acc = _train_xor(2, seed)
+        if acc < 1.0:
+            continue
+        pre = net[0](X).detach()
+        torch.testing.assert_close(pre[y == 0].sum(0), pre[y == 1].sum(0))
+        corner = [tuple(c) for c in torch.sign(H.hidden_features(net, X)).tolist()]
+        shared = [k for k in (0, 1)
+                  if len({corner[i] for i in torch.nonzero(y == k)[:, 0]}) == 1]
+        assert len(shared) >= 1, seed
+
+
+def test_stalled_xor_nets_sit_at_half_ln2():
+    X, y = xor()
+    losses = []
+    for seed in range(10):
+        net, acc = _train_xor(2, seed)
+        if acc < 1.0:
+            out = net(X).detach()[:, 0]
+            losses.append(float(F.binary_cross_entropy_with_logits(out, y.float())))
+    assert len(losses) >= 2
+    assert sum(abs(l - 0.5 * np.log(2)) < 0.01 for l in losses) >= len(losses) / 2
 
 
 def test_mlp_solves_xor_and_hidden_features_are_separable():
@@ -222,6 +329,7 @@ def test_milestones_sorted_consistent_and_cited():
             assert m.train_flop > 2 * m.params
     # the two orders of magnitude the text relies on
     by_name = {m.name: m for m in ms}
+    assert by_name["Mark I perceptron"].year == 1960  # the hardware, not 1958
     assert 5e7 < by_name["AlexNet"].params < 7e7
     assert abs(by_name["GPT-3"].train_flop - 3.14e23) / 3.14e23 < 1e-9
 
@@ -231,3 +339,29 @@ def test_doubling_time():
                for t in range(5))  # doubles twice a year
     assert abs(H.doubling_time(ms, since=2000) - 6.0) < 1e-9
     assert 3 < H.doubling_time(H.MILESTONES, "train_flop") < 12
+    assert H.doubling_time(H.MILESTONES, "params") > H.doubling_time(
+        H.MILESTONES, "train_flop")
+
+
+# ------------------------------------------------------------------- chapter
+CHAPTER = ROOT / "book" / "foundations" / "history.md"
+
+
+def guarded_claims(text: str) -> int:
+    """Asserts in the chapter's hidden (``remove-cell``) code cells."""
+    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.S)
+    return sum(c.count("\nassert ") + c.startswith("assert ")
+               for c in cells if ":tags: [remove-cell]" in c)
+
+
+def test_chapter_claims_are_guarded_and_alt_text_has_no_numbers():
+    text = CHAPTER.read_text()
+    assert guarded_claims(text) >= 20
+    alts = re.findall(r"alt: >-\n((?:      .*\n)+)", text)
+    alts += re.findall(r"^    alt: (?!>-)(.*)$", text, flags=re.M)
+    assert len(alts) == text.count("name: fig-history-")
+    for alt in alts:  # digits only inside names such as LeNet-5 or GPT-3
+        assert not re.search(r"(?<![A-Za-z]-)\d", alt), alt
+    assert len(re.findall(r"\{index\}", text)) >= 15
+    for banned in ("the course", "lecture", "slide"):
+        assert banned not in text.lower()

@@ -277,3 +277,25 @@ def test_graph_break_splits_the_branchy_function_in_two(ch):
     ops, captured, x = ch["op_names"], ch["captured"], ch["x_b"]
     taken = "exp" if (torch.sin(x) * 2).sum() > 0 else "cos"
     assert [ops(gm) for gm in captured] == [["sin", "mul", "sum", "gt"], [taken]]
+
+
+# --- claims the build checks ----------------------------------------------------------------
+
+def test_appendix_guards_its_claims_and_alt_text_types_no_number():
+    import ast
+    import re
+    text = CHAPTER.read_text()
+    cells = re.findall(r"```\{code-cell\} ipython3\n:tags: \[remove-cell\]\n(.*?)```",
+                       text, flags=re.S)
+    nodes = [n for c in cells for n in ast.walk(ast.parse(c)) if isinstance(n, ast.Assert)]
+    assert len(nodes) >= 8 and all(n.msg is not None for n in nodes)
+    assert len(re.findall(r":::\{index\}|\{index\}`", text)) >= 8
+    for alt in re.findall(r"^\s*alt: (.*?)\n---", text, flags=re.M | re.S):
+        assert not re.search(r"\d", alt), f"alt text types a number: {alt[:60]}"
+
+
+def test_float32_ties_round_to_even_and_zero_dim_promotion(ch):
+    big = torch.tensor(2.0**24)
+    assert big + 1 == big and (big + 2) + 1 == big + 4     # ties to the even neighbour
+    assert (torch.ones(2) + torch.tensor(1.0, dtype=torch.float64)).dtype == torch.float32
+    assert ch["same_objects"]

@@ -4,8 +4,8 @@ The central difference ``(f(x+h) - f(x-h)) / (2h)`` has a truncation error
 ``O(h^2)`` and, in floating point, a round-off error ``O(delta / h)`` where
 ``delta`` is the relative error of the computed values of ``f`` (the unit
 round-off ``u`` of the number format for a correctly rounded ``f``); the
-total is smallest near ``h ~ delta^(1/3)``. :func:`gradcheck` compares the engine's gradients with
-central differences at such a step, in float64.
+total is smallest near ``h ~ delta^(1/3)``. :func:`gradcheck` compares the
+engine's gradients with central differences at such a step, in float64.
 """
 from __future__ import annotations
 

@@ -48,7 +48,8 @@ def gradient_receptive_field(model: Callable[[torch.Tensor], torch.Tensor],
                     generator=torch.Generator().manual_seed(0)).requires_grad_()
     out = model(x)
     if out.ndim != 4:
-        raise ValueError(f"model must return (N, C, H, W) maps, got {tuple(out.shape)}")
+        raise ValueError(f"model must return (N, C, H, W) maps, "
+                         f"got {tuple(out.shape)}")
     i, j = position if position is not None else (out.shape[2] // 2,
                                                   out.shape[3] // 2)
     (g,) = torch.autograd.grad(out[0, channel, i, j], x)
@@ -89,8 +90,9 @@ def _count(m: nn.Module, out: torch.Tensor) -> tuple[int, int]:
     if isinstance(m, EuclideanRBF):
         return units * m.centers.shape[1], units * m.centers.shape[1]
     if isinstance(m, MaxPool2d):
-        k = m.kernel_size if isinstance(m.kernel_size, int) else math.prod(m.kernel_size)
-        return 0, units * (k * k if isinstance(m.kernel_size, int) else k)
+        ks = m.kernel_size
+        window = ks * ks if isinstance(ks, int) else math.prod(ks)
+        return 0, units * window
     raise TypeError(f"cannot count {type(m).__name__}")
 
 

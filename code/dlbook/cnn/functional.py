@@ -51,7 +51,8 @@ def extract_patches(x: torch.Tensor, kernel_size: IntPair, stride: IntPair = 1,
     """
     if x.ndim != 4:
         raise ValueError(f"x must have shape (N, C, H, W), got {tuple(x.shape)}")
-    (kh, kw), (sh, sw) = _pair("kernel_size", kernel_size, 1), _pair("stride", stride, 1)
+    kh, kw = _pair("kernel_size", kernel_size, 1)
+    sh, sw = _pair("stride", stride, 1)
     dh, dw = _pair("dilation", dilation, 1)
     N, C, H, W = x.shape
     Ho, Wo = conv_output_size(H, kh, sh, 0, dh), conv_output_size(W, kw, sw, 0, dw)

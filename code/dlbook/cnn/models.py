@@ -73,7 +73,8 @@ class SparseConv2d(nn.Module):
         if any(not t or max(t) >= in_channels or min(t) < 0 for t in table):
             raise ValueError(f"every table row must list input maps in "
                              f"[0, {in_channels}), got {table}")
-        self.in_channels, self.table, self.kernel_size = in_channels, table, kernel_size
+        self.in_channels, self.table = in_channels, table
+        self.kernel_size = kernel_size
         out_idx = [o for o, t in enumerate(table) for _ in t]
         in_idx = [c for t in table for c in t]
         self.register_buffer("out_idx", torch.tensor(out_idx), persistent=False)

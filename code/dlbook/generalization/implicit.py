@@ -53,11 +53,12 @@ def logistic_gd_directions(
     X: np.ndarray, y: np.ndarray, *, lr: float, record: list[int],
     w0: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Gradient descent on ``L(w) = sum_i log(1 + exp(-y_i <w, x_i>))``.
+    """Gradient descent on the logistic loss ``sum_i log(1 + exp(-y_i <w, x_i>))``.
 
     Returns the iterates ``w_t`` at the steps in ``record`` (increasing), as
-    an array of shape ``(len(record), D)``. ``L`` is ``beta``-smooth with
-    ``beta = s_max(X)^2 / 4``; Soudry et al.'s theorem needs ``lr < 2 / beta``.
+    an array of shape ``(len(record), D)``. The loss is ``L_smooth``-smooth
+    with ``L_smooth = s_max(X)^2 / 4``; Soudry et al.'s theorem needs
+    ``lr < 2 / L_smooth``.
     """
     X, y = _check(X, y)
     if any(b <= a for a, b in zip(record, record[1:])) or record[0] < 0:

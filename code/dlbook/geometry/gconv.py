@@ -38,10 +38,11 @@ def rotate_p4(x: torch.Tensor, k: int = 1) -> torch.Tensor:
 
 
 def _check_kernel(kernel_size: int) -> None:
-    # An even kernel has no centre pixel, and rotating it moves its anchor:
-    # equivariance would then hold only up to a one-pixel shift.
-    if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size}")
+    # Any size works: with stride 1 and the same padding on all sides the
+    # output grid is centred on the input grid, and rot90 turns a k x k filter
+    # about its own centre, even or odd k alike.
+    if not isinstance(kernel_size, int) or kernel_size < 1:
+        raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
 
 
 class _P4Conv(nn.Module):
@@ -68,7 +69,7 @@ class P4ConvZ2(_P4Conv):
     """Lifting convolution: an image to a p4 feature map.
 
     out[o, r] = x * rot90(weight[o], r) (cross-correlation, as in conv2d).
-    weight: (out_channels, in_channels, k, k), k odd; stride 1.
+    weight: (out_channels, in_channels, k, k); stride 1.
     Shape: (N, in_channels, H, W) -> (N, out_channels, 4, H', W').
     """
 
@@ -100,7 +101,7 @@ class P4ConvP4(_P4Conv):
     out[o, r] = sum_{i, s} x[i, s] * rot90(weight[o, i, s - r], r): the filter
     for output rotation r is the filter rotated by r with its rotation axis
     shifted by r (eq. (gconv-p4)).
-    weight: (out_channels, in_channels, 4, k, k), k odd; stride 1.
+    weight: (out_channels, in_channels, 4, k, k); stride 1.
     Shape: (N, in_channels, 4, H, W) -> (N, out_channels, 4, H', W').
     """
 

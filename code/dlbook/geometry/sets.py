@@ -28,20 +28,22 @@ class DeepSets(nn.Module):
     """f(X) = psi(sum_{x in X} phi(x)) with MLPs phi and psi.
 
     ``phi``: in_features -> hidden -> hidden -> latent, ``psi``: latent ->
-    hidden -> out_features. ``pool="mean"`` divides the sum by n (the same
+    hidden -> hidden -> out_features, with ``activation`` between layers. ``pool="mean"`` divides the sum by n (the same
     function class for a fixed n, better scaled for training).
     Shape: (B, n, in_features) -> (B, out_features); any n.
     """
 
     def __init__(self, in_features: int, out_features: int, *, latent: int = 16,
-                 hidden: int = 32, pool: str = "sum",
+                 hidden: int = 32, pool: str = "sum", activation: str = "relu",
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         if pool not in ("sum", "mean"):
             raise ValueError(f"pool must be 'sum' or 'mean', got {pool!r}")
         self.in_features, self.pool = in_features, pool
-        self.phi = mlp([in_features, hidden, hidden, latent], generator=generator)
-        self.psi = mlp([latent, hidden, out_features], generator=generator)
+        self.phi = mlp([in_features, hidden, hidden, latent], activation,
+                       generator=generator)
+        self.psi = mlp([latent, hidden, hidden, out_features], activation,
+                       generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_sets(x, self.in_features)

@@ -65,7 +65,7 @@ def permutation_matrix(perm: torch.Tensor, dtype: torch.dtype = torch.float32
 
 def permute_graph(x: torch.Tensor, adjacency: torch.Tensor, perm: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Relabel the nodes: return ``(P X, P A P^T)`` for ``P`` of :func:`permutation_matrix`.
+    """Relabel the nodes: ``(P X, P A P^T)``, ``P`` as in :func:`permutation_matrix`.
 
     Computed by indexing, so it is exact. Shapes as in :func:`check_graph`.
     """

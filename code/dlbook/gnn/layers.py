@@ -98,7 +98,7 @@ def _glorot_(w: torch.Tensor, fan_in: int, fan_out: int,
 
 
 class GCNConv(nn.Module):
-    """Graph convolution ``H' = D̃^{-1/2} Ã D̃^{-1/2} H W^T + b`` (Kipf and Welling).
+    """Graph convolution ``H' = D̃^{-1/2} Ã D̃^{-1/2} H W^T + b`` (Kipf, Welling).
 
     Parameters as in PyTorch Geometric: ``lin.weight (out, in)``, ``bias
     (out,)``; Glorot-uniform weights from ``generator``, zero bias.
@@ -148,7 +148,8 @@ class GATConv(nn.Module):
         super().__init__()
         if heads < 1:
             raise ValueError(f"heads must be >= 1, got {heads}")
-        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.heads = heads
         self.concat, self.negative_slope = concat, negative_slope
         self.add_self_loops = add_self_loops
         self.lin = nn.Linear(in_channels, heads * out_channels, bias=False)
@@ -161,7 +162,7 @@ class GATConv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(width)) if bias else None
 
     def attention(self, h: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
-        """Attention ``alpha (..., heads, N, N)`` from projected ``h (..., N, heads, out)``."""
+        """Attention ``alpha (..., heads, N, N)`` from ``h (..., N, heads, out)``."""
         s_src = (h * self.att_src).sum(-1).transpose(-1, -2)    # (..., H, N)
         s_dst = (h * self.att_dst).sum(-1).transpose(-1, -2)
         e = F.leaky_relu(s_dst.unsqueeze(-1) + s_src.unsqueeze(-2),
@@ -191,7 +192,9 @@ class GATConv(nn.Module):
 
 
 class GINConv(nn.Module):
-    """Graph isomorphism layer ``h_i' = nn((1 + eps) h_i + sum_{j in N(i)} h_j)`` (Xu et al.).
+    """Graph isomorphism layer ``h_i' = nn((1 + eps) h_i + sum_{j in N(i)} h_j)``.
+
+    From Xu et al. (2019).
 
     Sum aggregation (the injective one), ``eps`` a learnable scalar when
     ``train_eps`` (as in PyTorch Geometric, default fixed at its value).

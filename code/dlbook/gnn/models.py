@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlbook.nn import Dropout, mlp
+from dlbook.nn import Dropout, init_layer_, mlp
 
 from .graphs import check_graph
 from .layers import REDUCTIONS, GCNConv, GINConv, gcn_norm, readout
@@ -77,7 +77,8 @@ class GraphClassifier(nn.Module):
                                           train_eps=True))
             else:
                 self.convs.append(GCNConv(a, b, generator=generator))
-        self.head = nn.Linear(sum(sizes), out_channels)
+        self.head = init_layer_(nn.Linear(sum(sizes), out_channels),
+                                generator=generator)
 
     def embed(self, x: torch.Tensor, adjacency: torch.Tensor,
               mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -154,7 +155,7 @@ def label_propagation(adjacency: torch.Tensor, index: torch.Tensor,
 
 
 def dirichlet_energy(x: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
-    """``E(X) = tr(X^T (I - Â) X)``, ``Â = gcn_norm(A)``: roughness of ``X`` on the graph.
+    """Dirichlet energy ``E(X) = tr(X^T (I - Â) X)`` with ``Â = gcn_norm(A)``.
 
     Equals ``1/2 sum_ij Ã_ij ||x_i / sqrt(d̃_i) - x_j / sqrt(d̃_j)||^2`` for
     symmetric ``A``; zero exactly when ``X`` is a multiple of ``D̃^{1/2} 1``

@@ -24,7 +24,7 @@ from .scale import MILESTONES, Milestone, doubling_time
 __all__ = [
     "Perceptron", "PerceptronRun", "train_perceptron", "SeparableData",
     "separable_data", "margin", "max_margin", "radius", "novikoff_bound",
-    "find_cycle", "init_uniform_", "xor_mlp", "hidden_features", "LeNetConfig", "LeNet",
-    "DIGITS_LENET", "compare_on_digits",
+    "find_cycle", "init_uniform_", "xor_mlp", "hidden_features", "LeNetConfig",
+    "LeNet", "DIGITS_LENET", "compare_on_digits",
     "Milestone", "MILESTONES", "doubling_time",
 ]
