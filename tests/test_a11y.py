@@ -15,11 +15,13 @@ The site is ``$DLBOOK_SITE`` (default ``_build/html``; a one-chapter preview
 from __future__ import annotations
 
 import collections
-import json
+import functools
+import html
 import os
 import re
 import subprocess
 import warnings
+import zlib
 from pathlib import Path
 
 import pytest
@@ -287,8 +289,31 @@ def test_chapter_is_usable_with_the_keyboard(server, browser):
 
 
 # --- PDF ---------------------------------------------------------------------
+# Not a tagged PDF (LaTeX cannot make one yet); what it offers a screen reader
+# is its document information, language, outline and links (see README).
 
-def test_pdf_metadata():
+def _pdf_streams(raw: bytes):
+    """The PDF's bytes, then each Flate-compressed stream (object streams too)."""
+    yield raw
+    for m in re.finditer(rb"stream\r?\n", raw):
+        end = raw.find(b"endstream", m.end())
+        try:
+            yield zlib.decompress(raw[m.end():end])
+        except zlib.error:
+            continue
+
+
+@functools.cache
+def _pdf_xml() -> str:
+    return subprocess.run(["pdftohtml", "-xml", "-i", "-stdout", "-q", str(PDF)],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def test_pdf_has_title_author_and_language():
     assert PDF.exists(), f"no {PDF}: run `make pdf`"
     info = subprocess.run(["pdfinfo", str(PDF)], check=True, capture_output=True,
                           text=True).stdout
@@ -296,7 +321,35 @@ def test_pdf_metadata():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert fields.get("Title") == config["title"], fields
     assert fields.get("Author") == config["author"], fields
-    catalog = subprocess.run(["pdfinfo", "-meta", str(PDF)], capture_output=True,
-                             text=True).stdout
-    raw = PDF.read_bytes()
-    assert re.search(rb"/Lang\s*\(en", raw) or "en" in catalog, "no /Lang in the PDF"
+    langs = {m.group(1) for chunk in _pdf_streams(PDF.read_bytes())
+             for m in re.finditer(rb"/Lang\s*\(([^)]*)\)", chunk)}
+    assert langs == {b"en"}, f"the PDF's /Lang is {langs or 'missing'}"
+
+
+def test_pdf_outline_lists_every_heading():
+    tex = (PDF.parent / "book.tex").read_text(encoding="utf-8")
+    heads = re.findall(r"^\\(?:part|chapter|section|subsection)\*?\{(.*)\}", tex,
+                       flags=re.M)
+    xml = _pdf_xml()
+    assert "<outline>" in xml, "the PDF has no outline (bookmarks)"
+    items = [_key(html.unescape(t)) for t in
+             re.findall(r"<item[^>]*>(.*?)</item>", xml[xml.index("<outline>"):])]
+    missing = []
+    for h in heads:
+        title = _key(re.sub(r"\\[a-zA-Z]+\*?|\\[()\[\]]", "", h.split("}\\")[0]))
+        if not any(item.endswith(title) for item in items):
+            missing.append(h)
+    assert not missing, f"headings missing from the PDF outline: {missing[:10]}"
+    assert len(items) >= len(heads) > 5, (len(items), len(heads))
+    assert any(item.endswith("bibliography") for item in items), "no Bibliography"
+
+
+def test_pdf_internal_links_resolve():
+    xml = _pdf_xml()
+    pages = int(re.search(r"^Pages:\s+(\d+)", subprocess.run(
+        ["pdfinfo", str(PDF)], check=True, capture_output=True,
+        text=True).stdout, flags=re.M).group(1))
+    targets = [int(n) for n in re.findall(r'<a href="[^"#]*\.html#(\d+)"', xml)]
+    assert len(targets) > 20, f"only {len(targets)} internal links in the PDF"
+    bad = [n for n in targets if not 1 <= n <= pages]
+    assert not bad, f"links to pages outside 1..{pages}: {bad[:10]}"

@@ -25,11 +25,13 @@ D = torch.float64
 def test_cyclic_representations_are_homomorphisms():
     for kind in ("regular", "rotation"):
         for a, b in itertools.product(range(4), repeat=2):
-            lhs = G.cyclic_representation(a, kind=kind) @ G.cyclic_representation(b, kind=kind)
+            lhs = (G.cyclic_representation(a, kind=kind)
+                   @ G.cyclic_representation(b, kind=kind))
             rhs = G.cyclic_representation((a + b) % 4, kind=kind)
             assert torch.allclose(lhs, rhs, atol=1e-12)
     R = G.cyclic_representation(1, kind="rotation")
-    assert torch.allclose(R, torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=D), atol=1e-12)
+    quarter = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=D)
+    assert torch.allclose(R, quarter, atol=1e-12)
     # the regular representation is the shift of the p4 rotation axis
     v = torch.arange(4.0, dtype=D)
     assert torch.allclose(G.cyclic_representation(1) @ v, torch.roll(v, 1, 0))
@@ -178,7 +180,7 @@ def test_claim_deepsets_beats_the_mlp_on_a_set_task():
     assert errs["ds"] < 0.5 * yte.var().item(), errs  # beats the constant
 
 
-# --- p4 group convolutions ---------------------------------------------------------
+# --- p4 group convolutions ----------------------------------------------------
 
 def _rot_inv(z, r):
     """R^{-r} on integer offsets (row, col), R the counter-clockwise quarter
@@ -296,7 +298,7 @@ def test_claim_p4cnn_keeps_its_accuracy_on_rotated_digits():
     assert min(accs["p4"]) > max(accs["plain"][1:]) + 0.2, accs
 
 
-# --- EGNN ------------------------------------------------------------------------------
+# --- EGNN ------------------------------------------------------------------------
 
 def _egnn_layer_by_loops(layer, h, x):
     """The layer's equations evaluated edge by edge, as an oracle."""
@@ -377,10 +379,12 @@ def test_claim_egnn_beats_the_mlp_on_forces_and_energy():
     Y = torch.cat([E_tr[:, None] / sE, F_tr.flatten(1) / sF], 1)
 
     def loss(out, y):
-        return (out[0] - y[:, 0]).pow(2).mean() + (out[1].flatten(1) - y[:, 1:]).pow(2).mean()
+        return ((out[0] - y[:, 0]).pow(2).mean()
+                + (out[1].flatten(1) - y[:, 1:]).pow(2).mean())
 
     rel = {}
-    for name, m in [("egnn", G.EGNN(hidden=16, layers=2, generator=torch_generator(0))),
+    for name, m in [("egnn", G.EGNN(hidden=16, layers=2,
+                                    generator=torch_generator(0))),
                     ("mlp", G.PointMLP(N, hidden=64, generator=torch_generator(0)))]:
         fit(m, loss, torch.optim.Adam(m.parameters(), lr=3e-3), (Xtr, Y), epochs=25,
             batch_size=64, generator=torch_generator(0), metrics={})

@@ -45,6 +45,7 @@ class _Collect(HTMLParser):
         self._stack: list[tuple[str, bool]] = []  # (tag, is_figure)
         self._in_article = 0
         self._figures: list[dict] = []
+        self._in_caption = 0
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -59,9 +60,10 @@ class _Collect(HTMLParser):
         if tag == "article":
             self._in_article += 1
         if tag == "figure":
-            self._figures.append({"caption": False, "images": []})
+            self._figures.append({"caption": False, "caption_text": "", "images": []})
         if tag == "figcaption" and self._figures:
             self._figures[-1]["caption"] = True
+            self._in_caption += 1
         if tag == "img" and self._in_article:
             img = {"src": a.get("src", ""), "alt": (a.get("alt") or "").strip(),
                    "in_figure": bool(self._figures), "figure": None}
@@ -74,6 +76,12 @@ class _Collect(HTMLParser):
             self._in_article -= 1
         if tag == "figure" and self._figures:
             self._figures.pop()
+        if tag == "figcaption" and self._in_caption:
+            self._in_caption -= 1
+
+    def handle_data(self, data):
+        if self._in_caption and self._figures:
+            self._figures[-1]["caption_text"] += data
 
 
 @functools.cache
@@ -195,6 +203,45 @@ def test_figures_have_caption_and_alt_text(doc):
         assert img["alt"], f"{doc}: image {img['src']} has no alt text"
         assert img["in_figure"] and img["figure"]["caption"], (
             f"{doc}: image {img['src']} is not in a captioned figure")
+        assert not alt_repeats_caption(img["alt"], img["figure"]["caption_text"]), (
+            f"{doc}: the alt text of {img['src']} only repeats its caption; say what "
+            f"the figure shows (axes, trend, point): {img['alt']!r}")
+
+
+def _words(text: str) -> list[str]:
+    text = re.sub(r"^\s*(fig\.|figure)\s*([a-z]\.)?[\d.]+:?", "", text.strip(),
+                  flags=re.I)
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def alt_repeats_caption(alt: str, caption: str, extra_words: int = 5) -> bool:
+    """True if ``alt`` adds fewer than ``extra_words`` words to (part of) the caption.
+
+    Compares the words of the two texts, without case, punctuation, markup or
+    the "Fig. 3.1" number: an alt text equal to the caption, contained in it, or
+    the caption with a few words around it says nothing the caption does not.
+    """
+    a, c = f" {' '.join(_words(alt))} ", f" {' '.join(_words(caption))} "
+    if not a.strip() or not c.strip():
+        return False
+    if a in c:  # equal to the caption, or to a part of it
+        return True
+    return c in a and len(a.split()) - len(c.split()) < extra_words
+
+
+@pytest.mark.parametrize("alt, caption, repeats", [
+    ("Training loss of the MLP.", "Fig. 3.1 Training loss of the MLP", True),
+    ("Training loss", "Fig. 3.1 Training loss of the MLP per epoch.", True),
+    ("Plot: training loss of the MLP", "Fig. 3.1 Training loss of the MLP", True),
+    ("Loss against epoch: it falls fast, then flattens onto a plateau.",
+     "Fig. 3.1 Training loss of the MLP", False),
+    ("Figure showing the training loss of the MLP: it falls, then flattens out "
+     "onto a plateau", "Fig. 3.1 Training loss of the MLP", False),
+    ("Figure A.2: Training loss", "Fig. A.2 Training loss", True),
+    ("Raining", "Fig. 3.1 Training loss", False),  # whole words only
+])
+def test_alt_repeats_caption(alt, caption, repeats):
+    assert alt_repeats_caption(alt, caption) is repeats
 
 
 # --- In a real browser -----------------------------------------------------

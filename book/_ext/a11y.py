@@ -52,23 +52,20 @@ def _fix_body(app: Sphinx, pagename, templatename, context, doctree) -> None:
     context["body"] = body
 
 
-def _tex_escape(text: str) -> str:
-    return re.sub(r"([&%$#_{}])", r"\\\1", text)
-
-
 def _pdf_metadata(app: Sphinx, config) -> None:
     language = (config.language or "en").replace("_", "-")
     setup = (
         "\n% --- dlbook (a11y.py): document information and a complete outline ---\n"
-        "\\hypersetup{"
-        f"pdftitle={{{_tex_escape(config.project)}}}, "
-        f"pdfauthor={{{_tex_escape(config.author)}}}, "
-        "pdfsubject={Deep learning}, "
-        f"pdflang={{{language}}}, "
-        "pdfdisplaydoctitle=true, "
-        "bookmarksnumbered=true, bookmarksopen=true, bookmarksopenlevel=0}\n"
-        # Parts, chapters, sections and subsections in the outline.
-        "\\AtBeginDocument{\\hypersetup{bookmarksdepth=subsection}}\n")
+        # The title and author of the title page, at \begin{document} (when
+        # \title and \author are set), as the PDF's document information.
+        "\\makeatletter\n"
+        "\\AtBeginDocument{\\hypersetup{pdftitle={\\@title}, pdfauthor={\\@author},"
+        f" pdfsubject={{Deep learning}}, pdflang={{{language}}},"
+        " pdfdisplaydoctitle=true,"
+        # Parts, chapters, sections and subsections in the outline, numbered.
+        " bookmarksdepth=subsection, bookmarksnumbered=true, bookmarksopen=true,"
+        " bookmarksopenlevel=0}}\n"
+        "\\makeatother\n")
     elements = dict(config.latex_elements or {})
     elements["preamble"] = elements.get("preamble", "") + setup
     config.latex_elements = elements

@@ -31,9 +31,9 @@ def _check_points(x: torch.Tensor, name: str = "x") -> None:
 class EGNNLayer(nn.Module):
     """One E(n)-equivariant layer on the complete graph of N points.
 
-    m_ij = phi_e(h_i, h_j, |x_i - x_j|^2),
-    x_i' = x_i + C sum_{j != i} (x_i - x_j) phi_x(m_ij),  C = 1 / (N - 1),
-    h_i' = h_i + phi_h(h_i, sum_{j != i} m_ij)   (eqs. (egnn-m)-(egnn-h)).
+    ``m_ij = phi_e(h_i, h_j, ||x_i - x_j||^2)``,
+    ``x_i' = x_i + C sum_{j != i} (x_i - x_j) phi_x(m_ij)``, ``C = 1 / (N - 1)``,
+    ``h_i' = h_i + phi_h(h_i, sum_{j != i} m_ij)`` (eq. (eq-geometry-egnn)).
 
     The residual in h is the one of the authors' code; ``residual=False``
     gives their eq. (6) literally. Shapes: h (B, N, features),
@@ -153,7 +153,7 @@ def point_clouds(count: int, n_points: int, dim: int = 3, *, scale: float = 0.7,
 
 
 def pairwise_distances(x: torch.Tensor) -> torch.Tensor:
-    """|x_i - x_j| for all pairs. Shape: (B, N, n) -> (B, N, N)."""
+    """``||x_i - x_j||`` for all pairs. Shape: (B, N, n) -> (B, N, N)."""
     _check_points(x)
     diff = x[:, :, None, :] - x[:, None, :, :]
     # sqrt of a clamped square: finite gradients at coincident points
@@ -170,7 +170,7 @@ def _pair_sum(x: torch.Tensor, v: Callable[[torch.Tensor], torch.Tensor]
 
 def spring_energy(x: torch.Tensor, rest: float = 1.0,
                   stiffness: float = 1.0) -> torch.Tensor:
-    """E = (k / 2) sum_{i<j} (|x_i - x_j| - r_0)^2: springs of rest length r_0
+    """``E = (k / 2) sum_{i<j} (||x_i - x_j|| - r_0)^2``: springs of rest length r_0
     between every pair. Shape: (B, N, n) -> (B,)."""
     return _pair_sum(x, lambda d: 0.5 * stiffness * (d - rest) ** 2)
 

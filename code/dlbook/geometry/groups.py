@@ -54,7 +54,8 @@ def permutation_matrix(perm: Sequence[int] | torch.Tensor,
     perm = torch.as_tensor(perm, dtype=torch.long)
     n = len(perm)
     if sorted(perm.tolist()) != list(range(n)):
-        raise ValueError(f"perm must be a permutation of 0..{n - 1}, got {perm.tolist()}")
+        raise ValueError(f"perm must be a permutation of 0..{n - 1}, "
+                         f"got {perm.tolist()}")
     return torch.eye(n, dtype=dtype)[perm]
 
 
@@ -119,7 +120,7 @@ def symmetrize(f: Transform, transforms: Sequence[Transform],
 
 def invariance_error(f: Transform, x: torch.Tensor,
                      transforms: Sequence[Transform]) -> float:
-    """max over g of max |f(g.x) - f(x)|: zero for an invariant f."""
+    """``max_g max |f(g.x) - f(x)|``: zero for an invariant f."""
     fx = f(x)
     return max((f(g(x)) - fx).abs().max().item() for g in transforms)
 
@@ -127,7 +128,7 @@ def invariance_error(f: Transform, x: torch.Tensor,
 def equivariance_error(f: Transform, x: torch.Tensor,
                        transforms_in: Sequence[Transform],
                        transforms_out: Sequence[Transform]) -> float:
-    """max over g of max |f(g.x) - g.f(x)|: zero for an equivariant f."""
+    """``max_g max |f(g.x) - g.f(x)|``: zero for an equivariant f."""
     if len(transforms_in) != len(transforms_out):
         raise ValueError("transforms_in and transforms_out differ in length")
     fx = f(x)

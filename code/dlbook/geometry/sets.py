@@ -4,8 +4,9 @@
   set's elements by construction (Zaheer et al., 2017);
 * :class:`SetMLP` -- the baseline that reads the set as one ordered vector;
 * :func:`set_task` and :func:`spread_task` -- random sets with a
-  permutation-invariant target; :func:`power_sums` and :func:`set_from_power_sums` -- the explicit
-  sum decomposition behind the representation theorem.
+  permutation-invariant target;
+* :func:`power_sums` and :func:`set_from_power_sums` -- the explicit sum
+  decomposition behind the representation theorem.
 """
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ class DeepSets(nn.Module):
     """f(X) = psi(sum_{x in X} phi(x)) with MLPs phi and psi.
 
     ``phi``: in_features -> hidden -> hidden -> latent, ``psi``: latent ->
-    hidden -> hidden -> out_features, with ``activation`` between layers. ``pool="mean"`` divides the sum by n (the same
-    function class for a fixed n, better scaled for training).
+    hidden -> hidden -> out_features, with ``activation`` between layers.
+    ``pool="mean"`` divides the sum by n (the same function class for a
+    fixed n).
     Shape: (B, n, in_features) -> (B, out_features); any n.
     """
 
@@ -68,7 +70,8 @@ class SetMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_sets(x, self.in_features)
         if x.shape[1] != self.n:
-            raise ValueError(f"SetMLP was built for sets of {self.n}, got {x.shape[1]}")
+            raise ValueError(f"SetMLP was built for sets of {self.n}, "
+                             f"got {x.shape[1]}")
         return self.net(x.flatten(1))
 
 
@@ -103,7 +106,7 @@ def spread_task(count: int, n: int = 16, dim: int = 2, *, seed: int = 0,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` sets of ``n`` points uniform in [-1, 1]^dim and their spread,
     the root-mean-square distance to the centroid,
-    sqrt((1/n) sum_i |x_i - mean(x)|^2), a continuous permutation-invariant
+    ``sqrt((1/n) sum_i ||x_i - mean(x)||^2)``, a continuous permutation-invariant
     function of the set. Returns X (count, n, dim) and y (count, 1).
     """
     if count < 1 or n < 1 or dim < 1:

@@ -57,7 +57,7 @@ class GraphClassifier(nn.Module):
     concatenates ``readout(h^(k), mask, readout)`` over ``k = 0..num_layers``
     (Xu et al., eq. 4.2) and a linear layer maps it to ``out_channels``.
     Shapes: ``x (B, N, C)``, ``adjacency (B, N, N)``, ``mask (B, N)`` ->
-    ``(B, out_channels)``; :meth:`embed` returns the graph vectors.
+    ``(B, out_channels)``; ``embed`` returns the graph vectors.
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int,

@@ -55,8 +55,9 @@ def wl_colors(graph: nx.Graph, iterations: int, *, node_attr: str | None = None,
 
 
 def wl_histograms(graph: nx.Graph, iterations: int, *, node_attr: str | None = None,
-                  palette: dict[Hashable, int] | None = None) -> list[Counter]:
-    """The multiset (a :class:`~collections.Counter`) of colours at each iteration."""
+                  palette: dict[Hashable, int] | None = None
+                  ) -> list[dict[int, int]]:
+    """The multiset of colours at each iteration, as ``Counter`` objects."""
     return [Counter(c.values()) for c in
             wl_colors(graph, iterations, node_attr=node_attr, palette=palette)]
 
