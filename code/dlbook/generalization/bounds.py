@@ -103,7 +103,7 @@ def rademacher_linear(X: torch.Tensor, *, draws: int = 2000,
     The supremum has a closed form, ``||sum_i sigma_i x_i|| / n``, so the
     complexity ``E_sigma ||sum_i sigma_i x_i|| / n`` is a plain average over
     ``draws`` sign vectors. Returns ``(monte_carlo, upper)`` where
-    ``upper = sqrt(sum_i ||x_i||^2) / n >= `` the exact value (Jensen).
+    ``upper = sqrt(sum_i ||x_i||^2) / n`` is at least the exact value (Jensen).
     Shape: ``X (N, D)``.
     """
     if X.ndim != 2:

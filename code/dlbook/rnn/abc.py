@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["METERS", "KEYS", "PITCHES", "abc_tune", "abc_corpus", "TuneCheck",
+__all__ = ["METERS", "KEYS", "PITCHES", "RHYTHMS", "abc_tune", "abc_corpus", "TuneCheck",
            "check_tune", "structure_scores", "NGramModel"]
 
 #: Meter -> bar length in eighth notes (the unit length ``L:1/8``).
@@ -36,18 +36,26 @@ _NOTE = re.compile(r"([A-Ga-gz])([2-4]?)")
 _BAR = re.compile(r"(?:[A-Ga-gz][2-4]?)+")
 
 
+#: Rhythms of a bar, in eighths, for each bar length: the grammar's rhythmic
+#: vocabulary (the same figure can fill bars of different meters).
+RHYTHMS = {
+    8: ((1, 1, 1, 1, 1, 1, 1, 1), (2, 2, 2, 2), (2, 1, 1, 2, 1, 1), (3, 1, 2, 2),
+        (4, 2, 2), (2, 2, 4), (1, 1, 2, 1, 1, 2)),
+    6: ((2, 2, 2), (1, 1, 2, 2), (3, 1, 2), (2, 1, 1, 2), (1, 1, 1, 1, 2), (4, 2)),
+    4: ((2, 2), (1, 1, 2), (1, 1, 1, 1), (3, 1), (2, 1, 1)),
+}
+
+
 def _bar(units: int, pitch: int, rng: np.random.Generator) -> tuple[str, int]:
-    """One bar lasting ``units`` eighths; a random walk on PITCHES."""
-    notes, left = [], units
-    while left > 0:
-        d = int(rng.choice([1, 2, 3, 4], p=[0.5, 0.3, 0.1, 0.1]))
-        d = min(d, left)
-        pitch = int(np.clip(pitch + rng.choice([-2, -1, 0, 1, 2],
-                                               p=[0.1, 0.3, 0.2, 0.3, 0.1]),
-                            0, len(PITCHES) - 1))
+    """One bar lasting ``units`` eighths: a rhythm of RHYTHMS, with pitches
+    from a random walk on PITCHES (and an occasional rest)."""
+    rhythm = RHYTHMS[units][rng.integers(len(RHYTHMS[units]))]
+    notes = []
+    for d in rhythm:
+        step = rng.choice([-2, -1, 0, 1, 2], p=[0.1, 0.3, 0.2, 0.3, 0.1])
+        pitch = int(np.clip(pitch + step, 0, len(PITCHES) - 1))
         rest = rng.random() < 0.04
         notes.append(("z" if rest else PITCHES[pitch]) + ("" if d == 1 else str(d)))
-        left -= d
     return "".join(notes), pitch
 
 
