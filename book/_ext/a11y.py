@@ -56,15 +56,15 @@ def _pdf_metadata(app: Sphinx, config) -> None:
     language = (config.language or "en").replace("_", "-")
     setup = (
         "\n% --- dlbook (a11y.py): document information and a complete outline ---\n"
-        # The title and author of the title page, at \begin{document} (when
-        # \title and \author are set), as the PDF's document information.
-        "\\makeatletter\n"
-        "\\AtBeginDocument{\\hypersetup{pdftitle={\\@title}, pdfauthor={\\@author},"
-        f" pdfsubject={{Deep learning}}, pdflang={{{language}}},"
-        " pdfdisplaydoctitle=true,"
+        # Options that hyperref reads once, before \begin{document}.
+        f"\\hypersetup{{pdflang={{{language}}}, pdfdisplaydoctitle=true,"
         # Parts, chapters, sections and subsections in the outline, numbered.
         " bookmarksdepth=subsection, bookmarksnumbered=true, bookmarksopen=true,"
-        " bookmarksopenlevel=0}}\n"
+        " bookmarksopenlevel=0}\n"
+        # The title page's title and author, once \title and \author are set.
+        "\\makeatletter\n"
+        "\\AtBeginDocument{\\hypersetup{pdftitle={\\@title}, pdfauthor={\\@author},"
+        " pdfsubject={Deep learning}}}\n"
         "\\makeatother\n")
     elements = dict(config.latex_elements or {})
     elements["preamble"] = elements.get("preamble", "") + setup

@@ -19,7 +19,7 @@ This package re-exports their public names.
 """
 from .analysis import (LayerCount, gradient_receptive_field, jacobian,
                        jacobian_singular_values, layer_counts, receptive_field)
-from .experiments import (augmentation_experiment, deep_mlp, denoising_filter,
+from .experiments import (TWIN_VARIANTS, augmentation_experiment, deep_mlp, denoising_filter,
                           filter_consensus, random_shifts,
                           motif_match, residual_experiment, train_motif_net)
 from .functional import (avg_pool2d, conv1d, conv2d, conv_output_size,
@@ -39,7 +39,7 @@ __all__ = [
     "LeNet5", "LocalResponseNorm", "AlexNet", "DigitsCNN", "DeepConvNet", "MotifNet",
     "receptive_field", "gradient_receptive_field", "LayerCount", "layer_counts",
     "jacobian", "jacobian_singular_values",
-    "deep_mlp", "residual_experiment", "random_shifts", "augmentation_experiment",
+    "deep_mlp", "TWIN_VARIANTS", "residual_experiment", "random_shifts", "augmentation_experiment",
     "train_motif_net", "denoising_filter",
     "filter_consensus", "motif_match",
 ]

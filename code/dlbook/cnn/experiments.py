@@ -21,22 +21,23 @@ from dlbook.train import accuracy, fit
 from .functional import conv2d, extract_patches
 from .models import DigitsCNN, MotifNet
 
-__all__ = ["deep_mlp", "residual_experiment", "random_shifts",
+__all__ = ["deep_mlp", "TWIN_VARIANTS", "residual_experiment", "random_shifts",
            "augmentation_experiment", "train_motif_net", "filter_consensus",
            "motif_match", "denoising_filter"]
 
 
 def deep_mlp(depth: int, width: int = 32, residual: bool = True,
-             alpha: float = 1.0, *, generator: torch.Generator | None = None
-             ) -> nn.Sequential:
+             alpha: float = 1.0, *, init: str = "pytorch",
+             generator: torch.Generator | None = None) -> nn.Sequential:
     """``Linear(64, width)``, ``depth`` layers ``h -> W relu(h)`` (plain) or
     ``h -> h + alpha W relu(h)`` (residual), then ``relu``, ``Linear(width, 10)``.
 
-    The two variants have identical parameters, drawn in the same order.
-    Shape: ``(N, 64) -> (N, 10)``.
+    Every ``Linear`` is initialized by ``init`` (a scheme of
+    :func:`dlbook.nn.init_layer_`). The plain and residual variants have
+    identical parameters, drawn in the same order. Shape: ``(N, 64) -> (N, 10)``.
     """
     def lin(i: int, o: int) -> nn.Linear:
-        return init_layer_(nn.Linear(i, o), generator=generator)
+        return init_layer_(nn.Linear(i, o), init, generator=generator)
 
     layers: list[nn.Module] = [lin(64, width)]
     for _ in range(depth):
@@ -45,16 +46,32 @@ def deep_mlp(depth: int, width: int = 32, residual: bool = True,
     return nn.Sequential(*layers, nn.ReLU(), lin(width, 10))
 
 
+#: The variants of :func:`residual_experiment`: ``(depth, residual, init)``,
+#: with ``depth=None`` for the experiment's ``depth``.
+TWIN_VARIANTS: dict[str, tuple[int | None, bool, str]] = {
+    "plain": (None, False, "pytorch"),
+    "plain, He init": (None, False, "he"),
+    "residual": (None, True, "pytorch"),
+    "shallow (2 layers)": (2, False, "pytorch"),
+}
+
+
 def residual_experiment(depth: int = 30, width: int = 32, *, epochs: int = 20,
-                        lr: float = 1e-3, seed: int = 0) -> dict[str, dict]:
-    """Train :func:`deep_mlp` plain and residual (same seed, same weights at
-    initialization) on the digits with Adam; return, per variant, the
-    per-epoch training loss and the final test accuracy."""
+                        lr: float = 1e-3, seed: int = 0,
+                        variants: dict[str, tuple[int | None, bool, str]]
+                        | None = None) -> dict[str, dict]:
+    """Train :func:`deep_mlp` variants (default :data:`TWIN_VARIANTS`: the
+    plain network with PyTorch's and with He's initialization, its residual
+    twin, and a shallow plain network) on the digits with Adam, each from
+    the same seed (so the plain and residual twins start from the same
+    weights); return, per variant, the per-epoch training loss and the final
+    test accuracy."""
     S = digits(seed=seed)
     out = {}
-    for name, residual in (("plain", False), ("residual", True)):
+    for name, (d, residual, init) in (variants or TWIN_VARIANTS).items():
         g = torch.Generator().manual_seed(seed)
-        net = deep_mlp(depth, width, residual, generator=g)
+        net = deep_mlp(depth if d is None else d, width, residual, init=init,
+                       generator=g)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         h = fit(net, F.cross_entropy, opt, S.train, epochs=epochs, batch_size=64,
                 generator=g, val=S.test, metrics={"acc": accuracy})

@@ -42,7 +42,7 @@ def rotary_angles(positions: torch.Tensor, dim: int, base: float = 10000.0
 
 def apply_rotary(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0
                  ) -> torch.Tensor:
-    """Rotary position embedding (Su et al., 2021): rotate each coordinate
+    """Rotary position embedding (Su et al., RoFormer): rotate each coordinate
     pair ``(x_{2i}, x_{2i+1})`` of the token at position ``p`` by the angle
     ``p * theta_i``. Applied to queries and keys, it makes their dot product
     a function of the offset only. Shapes: ``x (..., T, d)``, ``positions
