@@ -419,3 +419,43 @@ def test_sgd_paths_validates_and_is_reproducible():
         optim.RegressionObjective(X, y, "hinge")
     with pytest.raises(ValueError, match="need X"):
         optim.RegressionObjective(X, y[:-1])
+
+
+def test_nesterov_schedule_obeys_its_bound_and_beats_gd():
+    """beta_k = (k-1)/(k+2): f(x_k) - f* <= 2 L ||x0 - x*||^2 / (k+1)^2."""
+    X, y = _regression_data(n=60, P=20)
+    X = X * torch.linspace(0.05, 1.0, 20, dtype=torch.float64)  # ill-conditioned
+    n = len(y)
+    L = torch.linalg.eigvalsh(X.T @ X / n)[-1].item()
+    w_star = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
+
+    def f(w):
+        return 0.5 * ((X @ w - y) ** 2).mean().item()
+
+    def grad(w):
+        return X.T @ (X @ w - y) / n
+
+    f_star, r2 = f(w_star), w_star.norm().item() ** 2
+    x_prev = x = w_gd = torch.zeros(20, dtype=torch.float64)
+    for k in range(1, 401):
+        y_k = x + (k - 2) / (k + 1) * (x - x_prev)
+        x_prev, x = x, y_k - grad(y_k) / L
+        w_gd = w_gd - grad(w_gd) / L
+        assert f(x) - f_star <= 2 * L * r2 / (k + 1) ** 2 * (1 + 1e-9)
+    assert f(x) - f_star < 0.2 * (f(w_gd) - f_star)
+
+
+def test_sgd_noise_floor_matches_local_prediction():
+    """Near the minimizer, E f - f* -> eta sigma^2(theta*) / (4B) for small eta."""
+    X, y = _regression_data(n=200, P=5)
+    ridge = optim.RegressionObjective(X, y, "squared", ridge=0.5)
+    H = X.T @ X / len(y) + 0.5 * torch.eye(5, dtype=torch.float64)
+    w_star = torch.linalg.solve(H, X.T @ y / len(y))
+    f_star = ridge.value(w_star[None]).item()
+    s2_star = ridge.gradient_variance(w_star[None]).item()
+    eta = 0.1 / ridge.smoothness()
+    for B in [1, 4]:
+        p = optim.sgd_paths(ridge, w_star, lr=eta, batch_size=B, steps=600,
+                            runs=400, generator=torch_generator(20 + B))
+        floor = (p["value"][100:].mean() - f_star).item()
+        assert abs(floor / (eta * s2_star / (4 * B)) - 1) < 0.2

@@ -290,3 +290,14 @@ def test_gating_beats_vanilla_rnn_on_the_adding_problem():
     _, h_gru = rnn.train_adding("gru", **kw)
     assert min(h_rnn["val_loss"]) > 0.1
     assert h_gru.final["val_loss"] < 0.05
+
+
+def test_models_are_seeded_by_their_generator():
+    def make(seed):
+        return rnn.CharModel(7, 4, 8, generator=torch.Generator().manual_seed(seed))
+    a, b, c = make(0), make(0), make(1)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+    r1 = rnn.SequenceRegressor("gru", 2, 4, generator=torch.Generator().manual_seed(3))
+    r2 = rnn.SequenceRegressor("gru", 2, 4, generator=torch.Generator().manual_seed(3))
+    assert all(torch.equal(p, q) for p, q in zip(r1.parameters(), r2.parameters()))

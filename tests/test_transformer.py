@@ -457,7 +457,7 @@ def test_position_free_ceiling_matches_enumeration():
         T.position_free_ceiling("sort", 5, 4)
 
 
-def test_lm_bits_per_char_scores_every_character_once():
+def test_lm_bits_per_char_of_a_uniform_model_is_log2_of_the_vocabulary():
     class Uniform(nn.Module):            # logits 0: log2(V) bits everywhere
         config = T.GPTConfig(7, 8, 1, 1, 2)
 

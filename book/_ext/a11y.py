@@ -1,4 +1,4 @@
-"""Accessibility of the book's HTML and PDF (WCAG 2.1 AA; checked by tests/test_a11y.py).
+"""Accessibility of the book's HTML and PDF (WCAG 2.1 AA; see tests/test_a11y.py).
 
 HTML, where the stock theme and extensions fall short:
 
@@ -12,6 +12,8 @@ HTML, where the stock theme and extensions fall short:
 * docutils marks bibliography entries with the deprecated ARIA role
   ``doc-biblioentry`` inside a ``role="list"``, which then has no list items;
   they become ``listitem``.
+* An empty header cell (the corner of a table whose first column names its
+  rows) becomes a data cell: a header must say what it heads.
 
 Colours live in ``book/_static/a11y.css`` (``html_css_files`` in _config.yml),
 MathJax's assistive MathML in ``mathjax3_config``.
@@ -40,6 +42,9 @@ _BODY_FIXES = [
     (re.compile(r'<summary aria-label="Toggle hidden content">'), "<summary>"),
     # ARIA 1.2 deprecates doc-biblioentry; a role="list" needs listitems.
     (re.compile(r'role="doc-biblioentry"'), 'role="listitem"'),
+    # An empty corner cell of a table's header row heads nothing: a data cell.
+    (re.compile(r'<th class="head">(\s*(?:<p>\s*</p>)?\s*)</th>'),
+     r'<td class="head">\1</td>'),
 ]
 
 

@@ -2,26 +2,26 @@
 
 Everything the chapter "Convolutional networks" runs:
 
-- :mod:`~dlbook.cnn.functional`: ``conv1d``, ``conv2d``, ``conv_transpose2d``,
+- ``functional``: ``conv1d``, ``conv2d``, ``conv_transpose2d``,
   ``max_pool2d`` and ``avg_pool2d`` from scratch (a strided view and a matrix
   product), with the signatures of ``torch.nn.functional``;
-- :mod:`~dlbook.cnn.layers`: ``Conv2d`` (whose ``state_dict`` loads into
+- ``layers``: ``Conv2d`` (whose ``state_dict`` loads into
   ``torch.nn.Conv2d``), ``Conv1d``, pooling modules and ``conv_matrix``, the
   dense matrix of a convolution;
-- :mod:`~dlbook.cnn.models`: ``LeNet5`` and ``AlexNet`` as published, and the
+- ``models``: ``LeNet5`` and ``AlexNet`` as published, and the
   small networks the chapter trains (``DigitsCNN``, ``DeepConvNet``,
   ``MotifNet``);
-- :mod:`~dlbook.cnn.analysis`: receptive fields, parameter / MAC / connection
+- ``analysis``: receptive fields, parameter / MAC / connection
   counts and Jacobian spectra;
-- :mod:`~dlbook.cnn.experiments`: the chapter's training experiments.
+- ``experiments``: the chapter's training experiments.
 
 This package re-exports their public names.
 """
 from .analysis import (LayerCount, gradient_receptive_field, jacobian,
                        jacobian_singular_values, layer_counts, receptive_field)
-from .experiments import (TWIN_VARIANTS, augmentation_experiment, deep_mlp, denoising_filter,
-                          filter_consensus, random_shifts,
-                          motif_match, residual_experiment, train_motif_net)
+from .experiments import (TWIN_VARIANTS, augmentation_experiment, deep_mlp,
+                          denoising_filter, filter_consensus, motif_match,
+                          random_shifts, residual_experiment, train_motif_net)
 from .functional import (avg_pool2d, conv1d, conv2d, conv_output_size,
                          conv_transpose2d, extract_patches, max_pool2d)
 from .layers import (AvgPool2d, Conv1d, Conv2d, GlobalAvgPool2d, MaxPool2d,
@@ -39,7 +39,8 @@ __all__ = [
     "LeNet5", "LocalResponseNorm", "AlexNet", "DigitsCNN", "DeepConvNet", "MotifNet",
     "receptive_field", "gradient_receptive_field", "LayerCount", "layer_counts",
     "jacobian", "jacobian_singular_values",
-    "deep_mlp", "TWIN_VARIANTS", "residual_experiment", "random_shifts", "augmentation_experiment",
+    "deep_mlp", "TWIN_VARIANTS", "residual_experiment", "random_shifts",
+    "augmentation_experiment",
     "train_motif_net", "denoising_filter",
     "filter_consensus", "motif_match",
 ]

@@ -60,7 +60,7 @@ def residual_experiment(depth: int = 30, width: int = 32, *, epochs: int = 20,
                         lr: float = 1e-3, seed: int = 0,
                         variants: dict[str, tuple[int | None, bool, str]]
                         | None = None) -> dict[str, dict]:
-    """Train :func:`deep_mlp` variants (default :data:`TWIN_VARIANTS`: the
+    """Train :func:`deep_mlp` variants (default ``TWIN_VARIANTS``: the
     plain network with PyTorch's and with He's initialization, its residual
     twin, and a shallow plain network) on the digits with Adam, each from
     the same seed (so the plain and residual twins start from the same
@@ -101,7 +101,7 @@ def _mlp(generator: torch.Generator) -> nn.Sequential:
                          nn.ReLU(), init_layer_(nn.Linear(128, 10), generator=g))
 
 
-def augmentation_experiment(*, seed: int = 0, epochs: int = 6, max_shift: int = 1,
+def augmentation_experiment(*, seed: int = 0, epochs: int = 4, max_shift: int = 1,
                             copies: int = 1, lr: float = 1e-2
                             ) -> dict[str, dict[str, float]]:
     """Built-in versus learned translation invariance on the digits.

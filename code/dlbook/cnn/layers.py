@@ -85,7 +85,7 @@ class Conv1d(nn.Module):
 
 
 class MaxPool2d(nn.Module):
-    """Max pooling module; see :func:`~dlbook.cnn.functional.max_pool2d`."""
+    """Max pooling module; see :func:`max_pool2d`."""
 
     def __init__(self, kernel_size: IntPair, stride: IntPair | None = None,
                  padding: IntPair = 0) -> None:
@@ -97,7 +97,7 @@ class MaxPool2d(nn.Module):
 
 
 class AvgPool2d(nn.Module):
-    """Average pooling module; see :func:`~dlbook.cnn.functional.avg_pool2d`."""
+    """Average pooling module; see :func:`avg_pool2d`."""
 
     def __init__(self, kernel_size: IntPair, stride: IntPair | None = None,
                  padding: IntPair = 0) -> None:

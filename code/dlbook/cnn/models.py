@@ -122,7 +122,7 @@ class LeNet5(nn.Module):
     """LeNet-5 (LeCun et al., 1998): C1-S2-C3-S4-C5-F6-RBF on 32x32 inputs.
 
     Every C, S and F layer is followed by :class:`ScaledTanh`. C3 is
-    partially connected (:data:`LENET5_C3_TABLE`). Shape:
+    partially connected (``LENET5_C3_TABLE``). Shape:
     ``(N, 1, 32, 32) -> (N, 10)`` scores.
     """
 

@@ -2,9 +2,9 @@
 depth, normalization layers, the learning-rate range test, and a gallery of
 bugs.
 
-Submodules: :mod:`~dlbook.practice.checks`, :mod:`~dlbook.practice.init`,
-:mod:`~dlbook.practice.norm`, :mod:`~dlbook.practice.schedules`,
-:mod:`~dlbook.practice.bugs`. Everything is re-exported here, so that
+Submodules: ``checks`` (the checklist), ``init`` (variance propagation),
+``norm`` (batch and layer normalization), ``schedules`` (the range test) and
+``bugs`` (the gallery). Everything is re-exported here, so that
 ``from dlbook import practice`` gives ``practice.BatchNorm1d`` and the rest.
 """
 from . import bugs, checks, init, norm, schedules

@@ -28,7 +28,7 @@ def cross_entropy_wrong_axis(logits: torch.Tensor, y: torch.Tensor) -> torch.Ten
 def cross_entropy_on_probabilities(logits: torch.Tensor,
                                    y: torch.Tensor) -> torch.Tensor:
     """BUG: ``F.cross_entropy`` (which applies its own softmax) is given
-    probabilities instead of logits. Shapes as :func:`F.cross_entropy`."""
+    probabilities instead of logits. Shapes as ``F.cross_entropy``."""
     return F.cross_entropy(F.softmax(logits, dim=1), y)
 
 

@@ -39,9 +39,10 @@ def predicted_second_moments(sizes: Sequence[int], scheme: str,
     """``q_l = E[z_l^2]`` of the pre-activations of every linear layer.
 
     The recursion of the chapter's variance-propagation theorem:
-    ``q_1 = n_0 v_1 m`` with ``m = E[x_j^2]`` averaged over coordinates, and
-    ``q_l = n_{l-1} v_l c q_{l-1} + v_b`` with ``c = 1/2`` for ReLU and ``1``
-    for a linear network; ``v_b`` is the bias variance (``1/(3 n_in)`` for
+    ``q_1 = m_0 v_1 q_0`` with ``q_0 = input_moment``, the mean of
+    ``E[x_j^2]`` over coordinates, and ``q_l = chi m_{l-1} v_l q_{l-1} + v_b``
+    with ``chi = 1/2`` for ReLU and ``1`` for a linear network; ``m_l`` are
+    the widths ``sizes`` and ``v_b`` the bias variance (``1/(3 m_{l-1})`` for
     ``"pytorch"``, zero otherwise). Returns ``len(sizes) - 1`` values.
     """
     if activation not in _RELU_FACTOR:

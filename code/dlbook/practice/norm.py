@@ -31,6 +31,7 @@ class BatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps: float):
+        """Normalize ``x (M, C)`` over dim 0; save ``x_hat`` and ``s``."""
         mean = x.mean(dim=0)
         var = ((x - mean) ** 2).mean(dim=0)  # biased, as in the forward pass
         s = torch.sqrt(var + eps)
@@ -40,6 +41,7 @@ class BatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        """Gradients for ``x``, ``weight`` and ``bias`` (eq. (bn-backward))."""
         x_hat, s, weight = ctx.saved_tensors
         g_hat = g * weight
         # eq. (bn-backward): project out the mean and the x_hat direction

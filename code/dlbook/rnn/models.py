@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlbook.data import CharVocab
+from dlbook.nn import init_layer_
 
 from .layers import GRU, LSTM, RNN, set_forget_bias_
 
@@ -58,7 +59,7 @@ class SequenceRegressor(nn.Module):
         super().__init__()
         self.rnn = make_recurrent(cell, input_size, hidden_size,
                                   generator=generator, **kwargs)
-        self.head = nn.Linear(hidden_size, 1)
+        self.head = init_layer_(nn.Linear(hidden_size, 1), generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y, _ = self.rnn(x)
@@ -77,9 +78,12 @@ class CharModel(nn.Module):
                  generator: torch.Generator | None = None, **kwargs) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim)
+        with torch.no_grad():  # N(0, 1) as PyTorch, drawn from ``generator``
+            self.embed.weight.normal_(generator=generator)
         self.rnn = make_recurrent(cell, embed_dim, hidden_size, num_layers,
                                   generator=generator, **kwargs)
-        self.head = nn.Linear(hidden_size, vocab_size)
+        self.head = init_layer_(nn.Linear(hidden_size, vocab_size),
+                                generator=generator)
 
     def forward(self, ids: torch.Tensor, state=None):
         y, state = self.rnn(self.embed(ids), state)
