@@ -174,7 +174,7 @@ def test_binder_environment_covers_every_import():
         for cell in nb.cells:
             if cell.cell_type == "code":
                 src = "\n".join(l for l in cell.source.splitlines()
-                                if not l.lstrip().startswith(("%", "!")))
+                                if not re.match(r"\s*(%|!(?!=))", l))
                 used |= _imports(src)
     for py in (ROOT / "code" / "dlbook").rglob("*.py"):
         used |= _imports(py.read_text())

@@ -72,11 +72,18 @@ def code_cells(text: str) -> list[Cell]:
     return cells
 
 
+_MAGIC = re.compile(r"^\s*(%|!(?!=))")
+
+
+def _without_magics(source: str) -> str:
+    """``source`` with IPython magics and shell escapes blanked (not ``!=``)."""
+    return "\n".join("" if _MAGIC.match(l) else l for l in source.splitlines())
+
+
 def dlbook_imports(source: str) -> list[tuple[int, str]]:
     """``(line, top-level module)`` for every ``dlbook`` import in ``source``
     (absolute imports; IPython magics are skipped)."""
-    src = "\n".join("" if l.lstrip().startswith(("%", "!")) else l
-                    for l in source.splitlines())
+    src = _without_magics(source)
     out = []
     for node in ast.walk(ast.parse(src)):
         if isinstance(node, ast.Import):
@@ -220,8 +227,7 @@ def guarded_claims(text: str) -> list[tuple[int, ast.Assert]]:
     for cell in code_cells(text):
         if "remove-cell" not in (cell.options.get("tags") or []):
             continue
-        src = "\n".join("" if l.lstrip().startswith(("%", "!")) else l
-                        for l in cell.source.splitlines())
+        src = _without_magics(cell.source)
         out += [(cell.line + node.lineno - 1, node) for node in ast.walk(ast.parse(src))
                 if isinstance(node, ast.Assert)]
     return out
