@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["METERS", "KEYS", "PITCHES", "RHYTHMS", "abc_tune", "abc_corpus", "TuneCheck",
+__all__ = ["METERS", "KEYS", "PITCHES", "RHYTHMS", "abc_tune", "abc_corpus",
+           "TuneCheck",
            "check_tune", "structure_scores", "NGramModel"]
 
 #: Meter -> bar length in eighth notes (the unit length ``L:1/8``).

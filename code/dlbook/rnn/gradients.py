@@ -38,7 +38,8 @@ def rnn_bptt(x: torch.Tensor, h0: torch.Tensor, weight_ih: torch.Tensor,
     and ``h0``. Shapes: ``x (N, L, H_in)``, ``h0 (N, H)``.
     """
     if grad_output.shape != (*x.shape[:2], h0.shape[-1]):
-        raise ValueError(f"grad_output must have shape {(*x.shape[:2], h0.shape[-1])}, "
+        expected = (*x.shape[:2], h0.shape[-1])
+        raise ValueError(f"grad_output must have shape {expected}, "
                          f"got {tuple(grad_output.shape)}")
     hs = [h0]
     for t in range(x.shape[1]):
@@ -67,7 +68,8 @@ def jacobian_norms(weight_hh: torch.Tensor, length: int, *,
     shape ``(length,)``.
     """
     if nonlinearity not in ("tanh", "linear"):
-        raise ValueError(f"nonlinearity must be 'tanh' or 'linear', got {nonlinearity!r}")
+        raise ValueError("nonlinearity must be 'tanh' or 'linear', "
+                         f"got {nonlinearity!r}")
     n = weight_hh.shape[0]
     u = input_std * torch.randn(length, n, generator=generator,
                                 dtype=weight_hh.dtype)

@@ -165,9 +165,11 @@ class RNN(_Recurrent):
                  nonlinearity: str = "tanh", bias: bool = True,
                  batch_first: bool = False, **kwargs) -> None:
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise ValueError("nonlinearity must be 'tanh' or 'relu', "
+                             f"got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, **kwargs)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first,
+                         **kwargs)
 
     def _step(self, xw, state, w_hh, b_hh):
         return (rnn_step(xw, state[0], w_hh, b_hh, self.nonlinearity),)

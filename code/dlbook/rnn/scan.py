@@ -24,7 +24,8 @@ def _prepare(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None
     try:
         a = a.expand_as(b)
     except RuntimeError:
-        raise ValueError(f"a {tuple(a.shape)} must broadcast to b {tuple(b.shape)}") from None
+        raise ValueError(f"a {tuple(a.shape)} must broadcast to "
+                         f"b {tuple(b.shape)}") from None
     if h0 is not None:  # fold the initial state into the first input
         b = torch.cat([b[..., :1, :] + a[..., :1, :] * h0.unsqueeze(-2),
                        b[..., 1:, :]], dim=-2)
@@ -103,4 +104,5 @@ def causal_linear_attention(
         z = linear_recurrence_scan(fk.new_ones(()), fk)
         num = (fq[..., None, :] @ S).squeeze(-2)
         return num / ((fq * z).sum(-1, keepdim=True) + eps)
-    raise ValueError(f"method must be 'parallel', 'recurrent' or 'scan', got {method!r}")
+    raise ValueError("method must be 'parallel', 'recurrent' or 'scan', "
+                     f"got {method!r}")
