@@ -218,13 +218,16 @@ def test_every_formula_has_assistive_mathml(page_path, server, browser):
 
 # --- keyboard only -----------------------------------------------------------
 
-def _focus_by_tab(page, selector: str, limit: int = 1500) -> int:
+def _focus_by_tab(page, selector: str, limit: int = 1500,
+                  no_ring: list[str] | None = None) -> int:
     """Press Tab until an element matching ``selector`` has focus.
 
-    Returns the number of presses; fails if ``selector`` is never reached, or
-    if it is reached without a visible focus indicator (WCAG 2.4.7).
+    Returns the number of presses; fails if ``selector`` is never reached.
+    Each focused element without a visible focus indicator (WCAG 2.4.7) on the
+    way is appended to ``no_ring``.
     """
     seen = []
+    no_ring = [] if no_ring is None else no_ring
     for presses in range(1, limit + 1):
         page.keyboard.press("Tab")
         here = page.evaluate("""sel => { const a = document.activeElement;
@@ -234,8 +237,9 @@ def _focus_by_tab(page, selector: str, limit: int = 1500) -> int:
                     text: (a.getAttribute('aria-label') || a.innerText || '').trim()
                           .slice(0, 40)}; }""", selector)
         seen.append(f"{here['tag']}:{here['text']}")
+        if not here["ring"]:
+            no_ring.append(seen[-1])
         if here["hit"]:
-            assert here["ring"], f"{selector} has focus but no visible focus ring"
             return presses
     raise AssertionError(f"Tab never reached {selector!r}; focused: {seen[-20:]}")
 
@@ -250,12 +254,13 @@ def test_chapter_is_usable_with_the_keyboard(server, browser):
     page_path = f"{CHAPTER}.html"
     assert page_path in PAGES, f"{CHAPTER} is not in the site"
     page, errors, outside = _open(browser, server, page_path)
+    no_ring: list[str] = []  # tab stops that do not show that they have focus
     try:
         # A collapsed solution: Enter on its toggle opens it, Space closes it.
         solution = page.locator(".solution.dropdown").first
         assert solution.count(), "no collapsed solution on the page"
         content = solution.locator(".admonition-title ~ *").first
-        _focus_by_tab(page, ".solution.dropdown button.toggle-button")
+        _focus_by_tab(page, ".solution.dropdown button.toggle-button", no_ring=no_ring)
         assert not content.is_visible()
         page.keyboard.press("Enter")
         content.wait_for(state="visible", timeout=5_000)
@@ -268,7 +273,7 @@ def test_chapter_is_usable_with_the_keyboard(server, browser):
         _reload(page)
         cell = page.locator("details.hide.above-input").first
         assert cell.count(), "no hidden code cell on the page"
-        _focus_by_tab(page, "details.hide.above-input > summary")
+        _focus_by_tab(page, "details.hide.above-input > summary", no_ring=no_ring)
         assert cell.get_attribute("open") is None
         page.keyboard.press("Enter")
         cell.locator(".cell_input").first.wait_for(state="visible", timeout=5_000)
@@ -278,16 +283,17 @@ def test_chapter_is_usable_with_the_keyboard(server, browser):
         # Escape closes the menu again.
         _reload(page)
         binder = page.locator(".dropdown-launch-buttons a[href*='mybinder.org']").first
-        _focus_by_tab(page, ".dropdown-launch-buttons > button")
+        _focus_by_tab(page, ".dropdown-launch-buttons > button", no_ring=no_ring)
         assert not binder.is_visible()
         page.keyboard.press("Enter")
         binder.wait_for(state="visible", timeout=5_000)
-        assert _focus_by_tab(page, ".dropdown-launch-buttons a[href*='mybinder.org']",
-                             limit=5) <= 5
+        _focus_by_tab(page, ".dropdown-launch-buttons a[href*='mybinder.org']",
+                      limit=5, no_ring=no_ring)
         page.keyboard.press("Escape")
         binder.wait_for(state="hidden", timeout=5_000)
     finally:
         page.close()
+    assert not no_ring, f"focus is not visible on: {sorted(set(no_ring))[:10]}"
     assert not outside and not errors, (outside, errors)
 
 
