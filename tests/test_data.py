@@ -112,3 +112,14 @@ def test_ring_of_gaussians_centres():
         centre = X[c == k].mean(0)
         expect = 2.0 * torch.tensor([np.cos(2 * np.pi * k / 8), np.sin(2 * np.pi * k / 8)])
         assert torch.dist(centre, expect.float()) < 0.02
+
+
+def test_digits_are_copies_and_raise_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would reach a chapter's stderr
+        a = data.digits(seed=0, test_size=0.0)
+        a.X_train[0, 0] = 99.0
+        b = data.digits(seed=0, test_size=0.0)
+    assert b.X_train[0, 0] != 99.0

@@ -97,10 +97,10 @@ def digits(
     shape = (-1, 1, 8, 8) if images else (-1, 64)
 
     def tx(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(a, dtype=dtype).reshape(shape)
+        return torch.tensor(a, dtype=dtype).reshape(shape)  # a copy of the cache
 
     def ty(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(a, dtype=torch.int64)
+        return torch.tensor(a, dtype=torch.int64)
 
     return Split(tx(X_tr), ty(y_tr), tx(X_va), ty(y_va), tx(X_te), ty(y_te))
 
