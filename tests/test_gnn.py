@@ -379,7 +379,7 @@ def test_wl_features_count_colours():
 
 # ----------------------------------------------------------------- claims
 
-@pytest.mark.parametrize("conv", ["gin", "gcn"])
+@pytest.mark.parametrize("conv", ["gin", "gcn", "gcn-mlp"])
 def test_message_passing_cannot_separate_what_wl_cannot(conv):
     """Lemma 2 of Xu et al. (2019), at random weights; GIN separates the rest."""
     for seed in range(3):
@@ -472,3 +472,62 @@ def test_gin_classifies_graph_families():
     with torch.no_grad():
         acc = (net(xt, at, mt).argmax(1) == y_test).float().mean().item()
     assert acc >= 0.85
+
+
+def test_graph_classifier_gcn_mlp_variant_is_invariant_and_checks_conv():
+    gs = [nx.gnp_random_graph(9, 0.4, seed=s) for s in range(3)]
+    x, a, mask = gnn.pad_graphs(gs, dtype=D)
+    net = gnn.GraphClassifier(1, 8, 3, num_layers=2, conv="gcn-mlp",
+                              generator=torch_generator(0)).double()
+    assert isinstance(net.convs[0].mlp, torch.nn.Sequential)
+    perm = torch.randperm(9, generator=torch_generator(1))
+    px, pa = gnn.permute_graph(x, a, perm)
+    with torch.no_grad():
+        assert torch.allclose(net(px, pa, mask[:, perm]), net(x, a, mask), atol=1e-10)
+    with pytest.raises(ValueError, match="conv must be one of"):
+        gnn.GraphClassifier(1, 8, 3, conv="sage")
+
+
+def test_symmetric_gcn_normalization_is_not_a_mean():
+    """On constant inputs GCN sees degrees (closed form); a mean aggregator does not."""
+    g = nx.star_graph(4)                              # degrees 4, 1, 1, 1, 1
+    a = gnn.adjacency_matrix(g, D)
+    ones = torch.ones(5, 1, dtype=D)
+    d = a.sum(1) + 1
+    closed = torch.stack([sum(1 / (d[i] * d[j]).sqrt() for j in range(5)
+                              if a[i, j] or i == j) for i in range(5)])
+    assert torch.allclose(gnn.gcn_norm(a) @ ones, closed[:, None], atol=1e-12)
+    assert (closed - 1).abs().max() > 0.1            # rows do not sum to one
+    assert torch.allclose(gnn.propagate(ones, a, "mean"), ones)   # mean: no degrees
+    reg = gnn.adjacency_matrix(nx.cycle_graph(7), D)  # regular: GCN is a mean
+    assert torch.allclose(gnn.gcn_norm(reg) @ torch.ones(7, 1, dtype=D),
+                          torch.ones(7, 1, dtype=D), atol=1e-12)
+
+
+def test_weighted_min_cut_reproduces_zachary_single_error():
+    """Zachary (1977): the max-flow/min-cut split misplaces one member (node 8)."""
+    kc = karate_club()
+    h = nx.DiGraph()
+    for u, v, w in kc.graph.edges(data="weight"):
+        h.add_edge(u, v, capacity=float(w))
+        h.add_edge(v, u, capacity=float(w))
+    _, (side_hi, _) = nx.minimum_cut(h, 0, 33)
+    pred = torch.tensor([0 if v in side_hi else 1 for v in range(34)])
+    assert torch.nonzero(pred != kc.labels).flatten().tolist() == [8]
+
+
+@pytest.mark.slow
+def test_gcn_gap_on_families_is_the_update_not_the_aggregation():
+    """GCN underfits (train accuracy as low as test); an MLP update closes the gap."""
+    graphs, y = graph_families(40, seed=0)
+    x, a, mask = gnn.pad_graphs(graphs)
+    train_acc = {}
+    for conv in ("gcn", "gcn-mlp"):
+        net = gnn.GraphClassifier(1, 16, 4, num_layers=3, conv=conv, readout="mean",
+                                  generator=torch_generator(0))
+        opt = torch.optim.Adam(net.parameters(), lr=0.01)
+        fit(gnn.OnGraphs(net, x, a, mask), F.cross_entropy, opt,
+            (torch.arange(len(graphs)), y), epochs=300)
+        with torch.no_grad():
+            train_acc[conv] = accuracy(net(x, a, mask), y)
+    assert train_acc["gcn"] < 0.8 and train_acc["gcn-mlp"] > train_acc["gcn"] + 0.15

@@ -6,17 +6,15 @@ build is missing. Select them with ``pytest -m site``.
 from __future__ import annotations
 
 import functools
-import http.server
 import json
 import re
-import shutil
 import subprocess
-import threading
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from site_helpers import chromium, serve, visit
 from toc import notebook_files, toc_files
 
 pytestmark = pytest.mark.site
@@ -24,7 +22,6 @@ pytestmark = pytest.mark.site
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 LATEX = ROOT / "_build" / "latex"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def chapter_title(doc: str) -> str:
@@ -246,58 +243,21 @@ def test_alt_repeats_caption(alt, caption, repeats):
 
 # --- In a real browser -----------------------------------------------------
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-
 @pytest.fixture(scope="module")
 def server():
-    handler = functools.partial(_Quiet, directory=str(HTML))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serve(HTML) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run",
-            "--disable-default-apps"])
+    with chromium() as b:
         yield b
-        b.close()
-
-
-def _visit(browser, url: str):
-    """Open ``url``; return (page, console errors, requests that left localhost)."""
-    page = browser.new_page()
-    errors, outside = [], []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-
-    def route(r):
-        host = urlsplit(r.request.url).hostname
-        if r.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1",
-                                                                    "localhost"):
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
-
-    page.route("**/*", route)
-    page.goto(url, wait_until="load")
-    return page, errors, outside
 
 
 @pytest.mark.parametrize("doc", toc_files())
 def test_page_in_chromium(doc, server, browser):
-    page, errors, outside = _visit(browser, f"{server}/{doc}.html")
+    page, errors, outside = visit(browser, f"{server}/{doc}.html")
     has_math = 'class="math' in (HTML / f"{doc}.html").read_text()
     if has_math:
         page.wait_for_function(
@@ -316,7 +276,7 @@ def test_page_in_chromium(doc, server, browser):
 
 
 def test_search_finds_a_chapter(server, browser):
-    page, errors, outside = _visit(browser, f"{server}/search.html?q=perceptron")
+    page, errors, outside = visit(browser, f"{server}/search.html?q=perceptron")
     page.wait_for_selector("#search-results li", timeout=30_000)
     hits = page.locator("#search-results li a").all_inner_texts()
     page.close()

@@ -20,6 +20,9 @@ from .layers import REDUCTIONS, GCNConv, GINConv, gcn_norm, readout
 __all__ = ["GCN", "GraphClassifier", "OnNodes", "OnGraphs", "label_propagation",
            "dirichlet_energy"]
 
+#: The message-passing layers :class:`GraphClassifier` can stack.
+CONVS = ("gin", "gcn", "gcn-mlp")
+
 
 class GCN(nn.Module):
     """``num_layers`` GCN layers with ReLU (and optional dropout) between them.
@@ -53,9 +56,12 @@ class GraphClassifier(nn.Module):
     """Message-passing layers, a readout of every layer, and a linear head.
 
     ``conv="gin"``: ``GINConv(mlp([c, hidden, hidden]), train_eps=True)``;
-    ``conv="gcn"``: ``GCNConv(c, hidden)`` followed by ReLU. The graph vector
-    concatenates ``readout(h^(k), mask, readout)`` over ``k = 0..num_layers``
-    (Xu et al., eq. 4.2) and a linear layer maps it to ``out_channels``.
+    ``conv="gcn"``: ``GCNConv(c, hidden)`` followed by ReLU (a one-layer
+    perceptron update); ``conv="gcn-mlp"``: the same GCN propagation followed
+    by a two-layer MLP, which isolates the update from the aggregation. The
+    graph vector concatenates ``readout(h^(k), mask, readout)`` over
+    ``k = 0..num_layers`` (Xu et al., eq. 4.2) and a linear layer maps it to
+    ``out_channels``.
     Shapes: ``x (B, N, C)``, ``adjacency (B, N, N)``, ``mask (B, N)`` ->
     ``(B, out_channels)``; ``embed`` returns the graph vectors.
     """
@@ -64,8 +70,8 @@ class GraphClassifier(nn.Module):
                  num_layers: int = 3, conv: str = "gin", readout: str = "sum", *,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if conv not in ("gin", "gcn"):
-            raise ValueError(f"conv must be 'gin' or 'gcn', got {conv!r}")
+        if conv not in CONVS:
+            raise ValueError(f"conv must be one of {CONVS}, got {conv!r}")
         if readout not in REDUCTIONS:
             raise ValueError(f"readout must be one of {REDUCTIONS}, got {readout!r}")
         self.conv_kind, self.reduce = conv, readout
@@ -75,8 +81,10 @@ class GraphClassifier(nn.Module):
             if conv == "gin":
                 self.convs.append(GINConv(mlp([a, b, b], generator=generator),
                                           train_eps=True))
-            else:
+            elif conv == "gcn":
                 self.convs.append(GCNConv(a, b, generator=generator))
+            else:
+                self.convs.append(_GCNThenMLP(a, b, generator))
         self.head = init_layer_(nn.Linear(sum(sizes), out_channels),
                                 generator=generator)
 
@@ -92,6 +100,19 @@ class GraphClassifier(nn.Module):
     def forward(self, x: torch.Tensor, adjacency: torch.Tensor,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.embed(x, adjacency, mask))
+
+
+class _GCNThenMLP(nn.Module):
+    """``mlp([out, out, out])(ReLU(GCNConv(x, A)))``: GCN's aggregation, MLP update."""
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 generator: torch.Generator | None) -> None:
+        super().__init__()
+        self.conv = GCNConv(in_channels, out_channels, generator=generator)
+        self.mlp = mlp([out_channels] * 3, generator=generator)
+
+    def forward(self, x: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.relu(self.conv(x, adjacency)))
 
 
 class OnNodes(nn.Module):

@@ -2,7 +2,7 @@
 problem) and a character-level language model, with sampling.
 
 Chapter: memory and recurrent networks. Every recurrent core comes from
-:func:`make_recurrent`, which initializes :class:`~dlbook.rnn.layers.RNN`,
+:func:`make_recurrent`, which initializes :class:`RNN`,
 ``LSTM`` or ``GRU`` from a generator and, with ``backend="torch"``, loads
 those same weights into PyTorch's implementation (the same function, tested,
 with its time loop in C++, several times faster on a CPU).
