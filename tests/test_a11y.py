@@ -2,11 +2,13 @@
 
 axe-core (installed by ``make`` from npm into ``_build/axe``, never fetched here)
 is injected into every page of the site in headless Chromium, in the light and
-the dark theme. A violation of impact "serious" or "critical" fails the test;
-"moderate" and "minor" ones are written to ``_build/a11y-report.md`` and
-summarized in a warning. Further checks: every formula carries MathJax's
-assistive MathML, a chapter is usable with the keyboard alone, and the PDF
-names its title, author and language.
+the dark theme, as the page loads and again with every hidden code cell and
+collapsed solution opened. A violation of impact "serious" or "critical" fails
+the test; "moderate" and "minor" ones are written to ``_build/a11y-report.md``
+and summarized in a warning. Further checks: every formula carries MathJax's
+assistive MathML; a chapter is usable with the keyboard alone, with a visible
+focus ring on every tab stop; the PDF names its title, author and language,
+its outline lists every heading and its internal links land on its pages.
 
 The site is ``$DLBOOK_SITE`` (default ``_build/html``; a one-chapter preview
 ``_build/one/<slug>/_build/html`` works too); its PDF is the sibling

@@ -28,7 +28,7 @@ def kinks_by_sampling(model: nn.Module, a: float, b: float, n: int = 200_003,
     """
     x = torch.linspace(a, b, n, dtype=torch.float64)[:, None]
     with torch.no_grad():
-        y = model.double()(x)[:, 0].numpy()
+        y = ap.as_float64(model)(x)[:, 0].numpy()
     d2 = np.abs(y[2:] - 2 * y[1:-1] + y[:-2])
     flag = d2 > rtol * (1 + np.abs(y).max())
     starts = flag & ~np.concatenate([[False], flag[:-1]])
@@ -380,3 +380,42 @@ def test_approximation_chapter_guards_its_claims():
     hidden = [c for c in cells if re.search(r"tags:.*remove-cell", c)]
     asserts = sum(len(re.findall(r"^\s*assert ", c, flags=re.M)) for c in hidden)
     assert asserts >= 25
+
+
+def test_error_helpers_leave_the_model_unchanged():
+    net = mlp([1, 4, 1], generator=torch.Generator().manual_seed(0))
+    ap.sup_error(net, torch.sin, 0.0, 1.0)
+    ap.l1_error(net, torch.sin)
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+
+
+def test_neuron_gradient_norms_match_autograd():
+    """The carried Jacobians equal torch.autograd's input gradients, neuron by
+    neuron, including neurons that are switched off."""
+    g = torch.Generator().manual_seed(5)
+    net = mlp([3, 6, 6, 6, 1], init="he", bias_std=0.5, generator=g,
+              dtype=torch.float64)
+    X = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    norms = ap.neuron_gradient_norms(net, X)
+    assert norms.shape == (7, 3, 6)
+    lins = [m for m in net if isinstance(m, nn.Linear)]
+    for n in range(len(X)):
+        for layer in range(3):
+            def pre(x, layer=layer):
+                h = x
+                for i, lin in enumerate(lins[:layer + 1]):
+                    h = lin(h if i == 0 else torch.relu(h))
+                return h
+            J = torch.autograd.functional.jacobian(pre, X[n])
+            torch.testing.assert_close(norms[n, layer], J.norm(dim=1))
+    with pytest.raises(ValueError, match="same width"):
+        ap.neuron_gradient_norms(mlp([2, 3, 4, 1]), X[:, :2])
+
+
+def test_he_first_layer_gradient_norm_is_sqrt_pi_over_2():
+    """Closed form behind the chapter's C_grad: |w| for w ~ N(0, I_2)."""
+    g = torch.Generator().manual_seed(6)
+    means = [ap.neuron_gradient_norms(mlp([2, 64, 1], init="he", generator=g),
+                                      torch.zeros(1, 2)).mean().item()
+             for _ in range(50)]
+    assert abs(np.mean(means) - math.sqrt(math.pi / 2)) < 0.03

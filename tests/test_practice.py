@@ -342,3 +342,42 @@ def test_claim_forgotten_eval_with_batchnorm_on_sorted_batches(data):
     bad = P.evaluate_in_train_mode(net, F.cross_entropy, sorted_test,
                                    {"acc": accuracy})["acc"]
     assert good > 0.9 and bad < good - 0.2
+
+
+@pytest.mark.slow
+def test_claim_layernorm_failure_is_a_learning_rate_artefact(data):
+    """The chapter's reading of the LN run: at BN's rate (0.01) and at 0.1 the
+    20-layer LN network ends at chance; at 0.001, with Adam, or with He's
+    initialization (six times the weight variance, so a sixth of the effective
+    rate of every scale-invariant layer) it trains."""
+    deep = [64] + [64] * 20 + [10]
+
+    def run(lr, init="pytorch", adam=False):
+        net = P.normalized_mlp(deep, "layer", init=init, generator=torch_generator(0))
+        opt = (torch.optim.Adam(net.parameters(), lr=lr) if adam else
+               torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9))
+        fit(net, F.cross_entropy, opt, data.train, epochs=8, batch_size=64,
+            generator=torch_generator(0))
+        return evaluate(net, F.cross_entropy, data.val, {"acc": accuracy})["acc"]
+
+    assert run(0.01) < 0.2 and run(0.1) < 0.2
+    assert run(0.001) > 0.5
+    assert run(1e-3, adam=True) > 0.5
+    assert run(0.01, init="he") > 0.4
+
+
+def test_paired_interval_is_shorter_when_seeds_are_shared():
+    """Seed noise shared by two configurations cancels in the per-seed
+    differences: the paired t-interval (the chapter's schedule comparison) is
+    much shorter than the unpaired ones, and matches scipy's paired test."""
+    g = torch_generator(0)
+    seed_effect = torch.randn(6, generator=g, dtype=D64)
+    a = (1.0 + seed_effect + 0.01 * torch.randn(6, generator=g, dtype=D64)).tolist()
+    b = (0.9 + seed_effect + 0.01 * torch.randn(6, generator=g, dtype=D64)).tolist()
+    diff = [x - y for x, y in zip(a, b)]
+    m, half = P.t_interval(diff)
+    assert half < 0.1 * P.t_interval(a)[1]
+    assert m - half > 0  # the paired interval resolves the difference
+    assert P.t_interval(b)[0] + P.t_interval(b)[1] > P.t_interval(a)[0] - P.t_interval(a)[1]
+    p = stats.ttest_rel(a, b).pvalue
+    assert p < 0.05

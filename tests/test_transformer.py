@@ -180,6 +180,35 @@ def test_attention_without_positions_is_permutation_equivariant():
     assert (out_cp - out_c[:, perm]).abs().max() > 1e-2
 
 
+def test_masked_attention_equivariance_and_the_causal_case():
+    """f(PX, P M P^T) = P f(X, M); causal: not equivariant, but one layer
+    ignores the order of the strict past (theorem, part b)."""
+    g = _gen(30)
+    mha = T.MultiheadAttention(8, 2, generator=g).double()
+    x = torch.randn(1, 7, 8, generator=g, dtype=DT)
+    perm = torch.randperm(7, generator=g)
+    blocked = ~T.causal_mask(7)                      # torch's convention
+    M = torch.zeros(7, 7, dtype=DT).masked_fill(blocked, float("-inf"))
+    out = mha(x, x, x, attn_mask=M)[0]
+    xp = x[:, perm]
+    out_p = mha(xp, xp, xp, attn_mask=M[perm][:, perm])[0]  # P M P^T
+    assert (out_p - out[:, perm]).abs().max() < 1e-12
+    # one causal layer: shuffling x_<5 leaves output 5 (and later ones) unchanged
+    past = torch.cat([torch.randperm(5, generator=g), torch.arange(5, 7)])
+    out_s = mha(x[:, past], x[:, past], x[:, past], attn_mask=blocked)[0]
+    out_c = mha(x, x, x, attn_mask=blocked)[0]
+    assert (out_s[:, 5:] - out_c[:, 5:]).abs().max() < 1e-12
+    # a causal stack without positions is not equivariant
+    cfg = T.GPTConfig(11, 10, n_layer=2, n_head=2, d_model=16, positions="none")
+    gpt = T.GPT(cfg, generator=_gen(31)).double()
+    with torch.no_grad():
+        for p in gpt.parameters():
+            p.normal_(0.0, 0.3, generator=_gen(32))
+        idx = torch.randint(0, 11, (3, 10), generator=_gen(33))
+        pm = torch.randperm(10, generator=_gen(34))
+        assert (gpt(idx[:, pm]) - gpt(idx)[:, pm]).abs().max() > 1e-2
+
+
 @pytest.mark.parametrize("positions", ["none", "learned", "sinusoidal", "rotary"])
 def test_encoder_equivariance_holds_only_without_positions(positions):
     cfg = T.GPTConfig(11, 10, n_layer=2, n_head=2, d_model=16, positions=positions)
@@ -422,6 +451,10 @@ def test_reverse_task_is_learned_with_positions_and_not_without():
     logits, maps = res.model(res.test[0][:50], return_attention=True)
     anti = maps[0][:, 0].argmax(-1)            # (50, 8): the key each row reads
     assert (anti == torch.arange(7, -1, -1)).float().mean() > 0.9
+    with torch.no_grad():                      # positions alone give the pattern
+        blk = res.model.blocks[0]
+        _, w = blk.attn(blk.ln_1(res.model.wpe.weight[None]), need_weights=True)
+    assert (w[0, 0].argmax(-1) == torch.arange(7, -1, -1)).float().mean() > 0.9
     cfg = T.GPTConfig(8, 8, n_layer=1, n_head=1, d_model=64, positions="none")
     blind = T.train_sequence_task("reverse", length=8, vocab_size=8, n_train=2000,
                                   n_test=300, epochs=10, config=cfg, seed=0)
@@ -439,11 +472,21 @@ def test_small_gpt_beats_the_unigram_and_bigram_baselines():
                       positions="rotary")
     g = _gen(0)
     model = T.GPT(cfg, generator=g)
-    losses = T.train_lm(model, train, steps=150, batch_size=16, lr=6e-3, generator=g)
+    probe, curve = held[:2001], {}
+
+    def record(step, m):
+        if step % 50 == 0:
+            curve[step] = T.lm_bits_per_char(m, probe[1:])
+    losses = T.train_lm(model, train, steps=150, batch_size=16, lr=6e-3, generator=g,
+                        callback=record)
     assert losses[-1] < losses[0] - 1.0
-    bpc = T.lm_bits_per_char(model, held, max_windows=200)
-    bigram = T.NGramLM(2, len(vocab), "interpolated").fit(train).bits_per_char(held)
-    assert bpc < bigram, (bpc, bigram)
+    assert curve[50] > curve[100] > curve[150] + 0.05      # still falling
+    sub = held[:20_001]
+    bpc = T.lm_bits_per_char(model, sub[1:])               # targets sub[2:]
+    ngram = {n: T.NGramLM(n, len(vocab), "interpolated", k=0.1).fit(train)
+             for n in (2, 3)}
+    bigram, trigram = (ngram[n].bits_per_char(sub, start=2) for n in (2, 3))
+    assert bigram > bpc > trigram, (bigram, bpc, trigram)  # the chapter's ordering
 
 
 def test_position_free_ceiling_matches_enumeration():
@@ -455,6 +498,43 @@ def test_position_free_ceiling_matches_enumeration():
     assert T.position_free_ceiling("copy", 5, 4) == 1.0
     with pytest.raises(ValueError, match="kind"):
         T.position_free_ceiling("sort", 5, 4)
+
+
+class _ContextFree(nn.Module):
+    """Logits depend on the current token only: an exact oracle for scoring."""
+    config = T.GPTConfig(5, 8, 1, 1, 2)
+
+    def __init__(self):
+        super().__init__()
+        self.table = torch.randn(5, 5, generator=_gen(40))
+
+    def forward(self, x):
+        return self.table[x]
+
+
+@pytest.mark.parametrize("n,stride", [(9, None), (50, None), (53, 3), (77, 8)])
+def test_lm_bits_per_char_scores_every_target_exactly_once(n, stride):
+    model = _ContextFree()
+    ids = torch.randint(0, 5, (n,), generator=_gen(41))
+    nll = F.cross_entropy(model.table[ids[:-1]], ids[1:], reduction="none")
+    exact = nll.mean().item() / math.log(2)
+    assert abs(T.lm_bits_per_char(model, ids, stride=stride) - exact) < 1e-6
+    # with max_windows only the covered targets count: the first window's 8
+    first = nll[:8].mean().item() / math.log(2)
+    assert abs(T.lm_bits_per_char(model, ids, max_windows=1) - first) < 1e-6
+    with pytest.raises(ValueError, match="at least context"):
+        T.lm_bits_per_char(model, ids[:8])
+
+
+def test_train_lm_calls_back_every_step_and_validates():
+    model = _tiny()
+    ids = torch.randint(0, 13, (200,), generator=_gen(42))
+    seen = []
+    T.train_lm(model, ids, steps=3, batch_size=2, warmup=1, generator=_gen(43),
+               callback=lambda step, m: seen.append((step, m.training)))
+    assert seen == [(1, True), (2, True), (3, True)]
+    with pytest.raises(ValueError, match="steps"):
+        T.train_lm(model, ids, steps=0, batch_size=2)
 
 
 def test_lm_bits_per_char_of_a_uniform_model_is_log2_of_the_vocabulary():

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .networks import relu_interpolant
+from .networks import as_float64, relu_interpolant
 
 __all__ = [
     "tent_net",
@@ -107,5 +107,5 @@ def l1_error(model: nn.Module, f: Callable[[torch.Tensor], torch.Tensor],
     """``int_a^b |model(x) - f(x)| dx`` by the trapezoid rule on a uniform grid."""
     x = torch.linspace(a, b, n_grid, dtype=torch.float64)[:, None]
     with torch.no_grad():
-        e = (model.double()(x) - f(x)).abs().reshape(-1)
+        e = (as_float64(model)(x) - f(x)).abs().reshape(-1)
     return float(torch.trapezoid(e, dx=(b - a) / (n_grid - 1)))

@@ -6,6 +6,7 @@ Chapter: approximation (constructive universal approximation).
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 
@@ -18,6 +19,7 @@ __all__ = [
     "relu_interpolant",
     "modulus_of_continuity",
     "sup_error",
+    "as_float64",
     "train_mse",
 ]
 
@@ -69,10 +71,20 @@ def modulus_of_continuity(values: np.ndarray, spacing: float,
 
 def sup_error(model: nn.Module, f: Callable[[torch.Tensor], torch.Tensor],
               a: float, b: float, n_grid: int = 20001) -> float:
-    """Largest ``|model(x) - f(x)|`` over a uniform grid of ``[a, b]`` (float64)."""
+    """Largest ``|model(x) - f(x)|`` over a uniform grid of ``[a, b]`` (float64).
+
+    The model is evaluated in float64 on a copy; ``model`` itself is unchanged.
+    """
     x = torch.linspace(a, b, n_grid, dtype=torch.float64)[:, None]
     with torch.no_grad():
-        return float((model.double()(x) - f(x)).abs().max())
+        return float((as_float64(model)(x) - f(x)).abs().max())
+
+
+def as_float64(model: nn.Module) -> nn.Module:
+    """``model`` if all its parameters are float64, else a float64 copy of it."""
+    if all(p.dtype == torch.float64 for p in model.parameters()):
+        return model
+    return copy.deepcopy(model).double()
 
 
 def train_mse(models: Sequence[nn.Sequential], X: torch.Tensor, y: torch.Tensor,

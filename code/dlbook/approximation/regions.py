@@ -16,6 +16,7 @@ __all__ = [
     "max_pieces",
     "restrict_to_line",
     "activation_patterns",
+    "neuron_gradient_norms",
 ]
 
 
@@ -86,7 +87,7 @@ def count_pieces(model: nn.Module, a: float, b: float, rtol: float = 1e-7,
 
 
 def max_pieces(hidden_widths: Sequence[int]) -> int:
-    """The counting bound ``prod_l (n_l + 1)`` on the pieces of a 1-D ReLU net."""
+    """The counting bound ``prod_l (m_l + 1)`` on the pieces of a 1-D ReLU net."""
     return math.prod(n + 1 for n in hidden_widths)
 
 
@@ -134,3 +135,28 @@ def activation_patterns(model: nn.Sequential, X: torch.Tensor) -> torch.Tensor:
         return torch.zeros(len(X), dtype=torch.long)
     _, ids = torch.unique(torch.cat(on, dim=1), dim=0, return_inverse=True)
     return ids
+
+
+def neuron_gradient_norms(model: nn.Sequential, X: torch.Tensor) -> torch.Tensor:
+    """``|grad_x z_j(x)|`` for every hidden pre-activation ``z_j`` of a ReLU net.
+
+    The input Jacobian of each hidden layer's pre-activations is carried
+    forward, ``J_l = W_l diag(z_{l-1} > 0) J_{l-1}`` with ``J_1 = W_1``: the
+    quantity whose size ``C_grad`` bounds in Hanin and Rolnick's theorem.
+    Shape ``X (N, d)`` -> ``(N, L, m)`` for ``L`` hidden layers of width ``m``
+    (hidden widths must be equal), float64.
+    """
+    lins = [layer for layer in model if isinstance(layer, nn.Linear)][:-1]
+    if not lins or len({lin.out_features for lin in lins}) != 1:
+        raise ValueError("need at least one hidden layer, all of the same width")
+    X = X.double()
+    W = lins[0].weight.detach().double()
+    J = W.expand(len(X), *W.shape)  # (N, m, d)
+    z = X @ W.T + lins[0].bias.detach().double()
+    norms = [J.norm(dim=2)]
+    for lin in lins[1:]:
+        W = lin.weight.detach().double()
+        J = W @ ((z > 0).double()[:, :, None] * J)
+        z = torch.relu(z) @ W.T + lin.bias.detach().double()
+        norms.append(J.norm(dim=2))
+    return torch.stack(norms, dim=1)

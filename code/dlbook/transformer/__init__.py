@@ -2,18 +2,18 @@
 
 Everything the chapter "Transformers" runs:
 
-- :mod:`~dlbook.transformer.attention`: ``scaled_dot_product_attention``
+- ``attention``: ``scaled_dot_product_attention``
   and ``MultiheadAttention`` from scratch, with the semantics and parameter
   layout of their PyTorch counterparts, and ``causal_mask``;
-- :mod:`~dlbook.transformer.positions`: sinusoidal codes and rotary
+- ``positions``: sinusoidal codes and rotary
   embeddings;
-- :mod:`~dlbook.transformer.gpt`: ``GPTConfig``, the pre-norm ``Block``,
+- ``gpt``: ``GPTConfig``, the pre-norm ``Block``,
   ``GPT`` with a ``KVCache``, ``generate``, and the bidirectional ``Encoder``;
-- :mod:`~dlbook.transformer.ngram`: smoothed character n-gram models, the
+- ``ngram``: smoothed character n-gram models, the
   baselines;
-- :mod:`~dlbook.transformer.accounting`: parameter and FLOP counts, in
+- ``accounting``: parameter and FLOP counts, in
   closed form and measured;
-- :mod:`~dlbook.transformer.training`: training the character GPT and the
+- ``training``: training the character GPT and the
   algorithmic tasks.
 
 This package re-exports their public names:

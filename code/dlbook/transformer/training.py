@@ -9,6 +9,7 @@ fixed data set and trains with :func:`dlbook.train.fit`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -45,11 +46,18 @@ def sequence_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def train_lm(model: GPT, ids: torch.Tensor, *, steps: int, batch_size: int,
              lr: float = 3e-3, warmup: int = 20, weight_decay: float = 0.0,
-             generator: torch.Generator | None = None) -> list[float]:
+             generator: torch.Generator | None = None,
+             callback: Callable[[int, GPT], None] | None = None) -> list[float]:
     """AdamW with warm-up and cosine decay on random windows of ``ids``.
 
-    Returns the training loss (nats per token) of every step.
+    ``callback(step, model)``, if given, runs after every optimizer step
+    (``step`` counts from 1), e.g. to record a held-out learning curve; the
+    model is back in training mode afterwards. Returns the training loss
+    (nats per token) of every step.
     """
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {steps}, "
+                         f"{batch_size}")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99),
                             weight_decay=weight_decay)
     sched = warmup_cosine(opt, warmup, steps, min_factor=0.1)
@@ -64,36 +72,50 @@ def train_lm(model: GPT, ids: torch.Tensor, *, steps: int, batch_size: int,
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if callback is not None:
+            callback(len(losses), model)
+            model.train()
     return losses
 
 
 @torch.no_grad()
 def lm_bits_per_char(model: GPT, ids: torch.Tensor, max_windows: int | None = None,
                      stride: int | None = None) -> float:
-    """Held-out bits per character, by a sliding window.
+    """Held-out bits per character of the targets ``ids[1:]``, by a sliding
+    window.
 
     Windows of ``context`` ids start every ``stride`` ids (default
-    ``context // 2``); each window scores only its last ``stride`` targets
-    (the first window scores all of them), so every character is scored
-    once, with at least ``context - stride`` characters of history after
-    the first window. At most ``max_windows`` windows are used.
+    ``context // 2``); the first window scores all its targets, each later
+    one only its last ``stride`` (a final window aligned with the end of
+    ``ids`` scores what is left), so every target is scored exactly once,
+    with at least ``context - stride`` characters of history after the
+    first window. ``max_windows`` caps the number of windows, and then only
+    the targets they cover are scored. ``ids (N,)`` with ``N > context``.
     """
     n_ctx = model.config.context
     stride = n_ctx // 2 if stride is None else stride
     if not 1 <= stride <= n_ctx:
         raise ValueError(f"stride must lie in [1, {n_ctx}], got {stride}")
+    if ids.dim() != 1 or len(ids) < n_ctx + 1:
+        raise ValueError(f"ids must be 1-D with at least context + 1 = "
+                         f"{n_ctx + 1} ids, got shape {tuple(ids.shape)}")
     n = (len(ids) - 1 - n_ctx) // stride + 1
-    n = n if max_windows is None else min(n, max_windows)
-    if n < 1:
-        raise ValueError(f"ids too short for one window of {n_ctx + 1}")
-    offs = torch.arange(n).unsqueeze(1) * stride + torch.arange(n_ctx + 1)
+    starts = list(range(0, n * stride, stride))
+    new = [n_ctx] + [stride] * (n - 1)          # targets each window scores
+    tail = len(ids) - 1 - (starts[-1] + n_ctx)
+    if tail > 0:
+        starts.append(len(ids) - 1 - n_ctx)
+        new.append(tail)
+    if max_windows is not None:
+        starts, new = starts[:max_windows], new[:max_windows]
+    offs = torch.tensor(starts).unsqueeze(1) + torch.arange(n_ctx + 1)
     w = ids[offs]
     was = model.training
     model.eval()
     nll = F.cross_entropy(model(w[:, :-1]).transpose(1, 2), w[:, 1:],
-                          reduction="none")                  # (n, context)
+                          reduction="none")                  # (windows, context)
     model.train(was)
-    scored = torch.cat([nll[0], nll[1:, n_ctx - stride:].flatten()])
+    scored = torch.cat([row[n_ctx - m:] for row, m in zip(nll, new)])
     return scored.mean().item() / math.log(2)
 
 
