@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from dlbook import rnn
+from dlbook.data import adding_problem
 
 torch.set_num_threads(1)
 DT = torch.float64
@@ -341,3 +342,28 @@ def test_char_lstm_learns_bar_lengths_better_than_ngrams():
     ngram_sc = rnn.structure_scores(ngram_samples)
     assert lstm_sc["bars_correct"] > ngram_sc["bars_correct"] + 0.1
     assert hist.final["val_bpc"] < ngram.bits_per_char(val)
+
+
+def test_tanh_growth_rate_lies_below_the_bound_and_saturation_does_not_cap_it():
+    """The chapter's reading of the figure: with tanh a scale a little above one
+    still vanishes, a large scale still explodes, and every growth rate per
+    step lies below log s (the bound)."""
+    rates = {}
+    for s in (1.1, 2.5):
+        W = rnn.scaled_orthogonal(32, s, generator=torch.Generator().manual_seed(1))
+        norms = rnn.jacobian_norms(W, 60, input_std=0.5,
+                                   generator=torch.Generator().manual_seed(2))
+        rates[s] = math.log(norms[-1]) / 60
+        assert rates[s] < math.log(s)
+    assert rates[1.1] < 0 < rates[2.5]
+
+
+def test_adding_problem_baselines_are_one_sixth_and_one_twelfth():
+    """Closed forms of the chapter's baselines: predicting 1 scores Var(U + V)
+    = 1/6; knowing the second marked value scores Var(U) = 1/12."""
+    X, y = adding_problem(20_000, 20, seed=3)
+    assert X.shape == (20_000, 20, 2) and torch.equal(X[..., 1].sum(1),
+                                                     torch.full((20_000,), 2.0))
+    second = (X[..., 0] * X[..., 1])[:, 10:].sum(1)
+    assert abs((y - 1).square().mean().item() - 1 / 6) < 0.01
+    assert abs((y - second - 0.5).square().mean().item() - 1 / 12) < 0.005

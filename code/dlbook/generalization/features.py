@@ -154,6 +154,24 @@ class WidthSweepResult:
     test_mse: np.ndarray
 
 
+def _block_networks(X: torch.Tensor, widths: list[int], C: int, seed: int
+                    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Parameters of one ``mlp([D, m, C])`` per width, stacked side by side.
+
+    Returns ``[W1 (M, D), b1 (M,), W2 (K C, M), b2 (K C,)]`` with
+    ``M = sum(widths)``, ``K = len(widths)``, and the 0/1 mask ``(K C, M)`` that
+    keeps ``W2`` block-diagonal (network ``k`` reads only its own units).
+    """
+    nets = [mlp([X.shape[1], m, C], generator=torch.Generator().manual_seed(seed))
+            for m in widths]
+    W1 = torch.cat([n[0].weight for n in nets]).detach()
+    b1 = torch.cat([n[0].bias for n in nets]).detach()
+    W2 = torch.block_diag(*[n[2].weight for n in nets]).detach()
+    b2 = torch.cat([n[2].bias for n in nets]).detach()
+    mask = torch.block_diag(*[torch.ones(C, m) for m in widths])
+    return [p.clone().requires_grad_(True) for p in (W1, b1, W2, b2)], mask
+
+
 def width_sweep(
     X: torch.Tensor, Y: torch.Tensor, X_test: torch.Tensor, Y_test: torch.Tensor,
     widths: list[int], *, steps: int = 1000, lr: float = 1e-2, seeds: int = 2,
@@ -162,26 +180,30 @@ def width_sweep(
 
     Full-batch Adam on the squared error ``sum_k (f_k(x) - Y_k)^2`` averaged
     over examples, from PyTorch's default initialization (seeded ``0..seeds-1``).
+    All widths train at once, as one wide network whose second layer is
+    block-diagonal: the summed loss gives each network the gradient of its own
+    loss, and Adam acts coordinate by coordinate (off-block weights get zero
+    gradients and stay zero), so this is the same as training them one by one.
     Shapes: ``X (N, D)``, ``Y (N, C)`` targets (e.g. one-hot).
     """
+    K, C = len(widths), Y.shape[1]
 
-    rows = []
-    for m in widths:
-        acc = []
-        for seed in range(seeds):
-            net = mlp([X.shape[1], m, Y.shape[1]],
-                      generator=torch.Generator().manual_seed(seed))
-            opt = torch.optim.Adam(net.parameters(), lr=lr)
-            for _ in range(steps):
-                opt.zero_grad()
-                loss = ((net(X) - Y) ** 2).sum(1).mean()
-                loss.backward()
-                opt.step()
-            with torch.no_grad():
-                test = ((net(X_test) - Y_test) ** 2).sum(1).mean().item()
-                train = ((net(X) - Y) ** 2).sum(1).mean().item()
-            acc.append([train, test])
-        rows.append(np.median(np.array(acc), axis=0))
-    r = np.array(rows)
-    n_params = np.array([m * (X.shape[1] + 1) + (m + 1) * Y.shape[1] for m in widths])
+    def errors(params, mask, Xe, Ye):
+        W1, b1, W2, b2 = params
+        out = (torch.relu(Xe @ W1.T + b1) @ (W2 * mask).T + b2).reshape(-1, K, C)
+        return ((out - Ye[:, None, :]) ** 2).sum(2).mean(0)      # (K,)
+
+    runs = []
+    for seed in range(seeds):
+        params, mask = _block_networks(X, widths, C, seed)
+        opt = torch.optim.Adam(params, lr=lr)
+        for _ in range(steps):
+            opt.zero_grad()
+            errors(params, mask, X, Y).sum().backward()
+            opt.step()
+        with torch.no_grad():
+            runs.append(torch.stack([errors(params, mask, X, Y),
+                                     errors(params, mask, X_test, Y_test)], 1))
+    r = np.median(torch.stack(runs).numpy(), axis=0)
+    n_params = np.array([m * (X.shape[1] + 1) + (m + 1) * C for m in widths])
     return WidthSweepResult(np.asarray(widths), n_params, r[:, 0], r[:, 1])
