@@ -143,9 +143,17 @@ def test_max_margin_matches_slsqp_and_kkt(seed):
     assert res.success
     assert abs(g_star - 1 / np.linalg.norm(res.x)) < 1e-6 * g_star
     np.testing.assert_allclose(u.numpy(), res.x / np.linalg.norm(res.x), atol=1e-5)
-    # KKT: the margin is attained by u, and no unit vector does better than u
+    # the margin is attained by u, and the generator's u does no better
     assert abs(H.margin(data.X, data.y, u) - g_star) < 1e-9
     assert g_star >= H.margin(data.X, data.y, data.u) - 1e-12
+    # KKT: w = u / gamma* is a non-negative combination of the z_i = y_i x_i
+    # whose constraints <w, z_i> >= 1 are active
+    from scipy.optimize import nnls
+    w = u.numpy() / g_star
+    active = np.abs(Z @ w - 1) < 1e-7
+    assert active.sum() >= 1
+    alpha, resid = nnls(Z[active].T, w)
+    assert resid < 1e-6 * np.linalg.norm(w)
 
 
 def test_max_margin_validates():
@@ -200,8 +208,27 @@ def test_novikoff_claims_of_the_chapter_small():
 
     small, large = worst_ratio(0.02), worst_ratio(0.5)
     assert small < 0.5 and large > 2 * small and large <= 1.0
+    # the floor: one mistake is (gamma*/R)^2 of the bound, a quarter at gamma = 0.5
+    data = H.separable_data(500, 20, gamma=0.5, seed=0)
+    assert H.max_margin(data.X, data.y)[0] ** 2 / H.radius(data.X) ** 2 > 0.2
     data = H.separable_data(500, 20, gamma=0.02, seed=1)
     assert H.max_margin(data.X, data.y)[0] > 2 * 0.02
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bias_by_appending_R(seed):
+    # ex-history-bias: without bias on (x, R), at most 4 R^2 / gamma^2 mistakes
+    # when |b| <= R; the data are scaled by 3 to check the bound's scale invariance
+    data = H.separable_data(200, 5, gamma=0.08, seed=seed)
+    b = 0.6
+    X = 3.0 * (data.X - b * data.u)
+    R, gamma = H.radius(X), 3.0 * 0.08
+    assert 3.0 * b <= R
+    Xa = torch.cat([X, torch.full((len(X), 1), R, dtype=X.dtype)], dim=1)
+    run = H.train_perceptron(H.Perceptron(6, bias=False), Xa, data.y,
+                             max_epochs=10_000,
+                             generator=torch.Generator().manual_seed(seed))
+    assert run.converged and run.mistakes <= 4 * R ** 2 / gamma ** 2
 
 
 @pytest.mark.parametrize("d", [1 + 1, 5, 17])

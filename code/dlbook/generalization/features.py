@@ -159,17 +159,17 @@ def _block_networks(X: torch.Tensor, widths: list[int], C: int, seed: int
     """Parameters of one ``mlp([D, m, C])`` per width, stacked side by side.
 
     Returns ``[W1 (M, D), b1 (M,), W2 (K C, M), b2 (K C,)]`` with
-    ``M = sum(widths)``, ``K = len(widths)``, and the 0/1 mask ``(K C, M)`` that
-    keeps ``W2`` block-diagonal (network ``k`` reads only its own units).
+    ``M = sum(widths)`` and ``K = len(widths)``, and the 0/1 mask ``(K C, M)``
+    that keeps ``W2`` block-diagonal (network ``k`` reads only its own units).
     """
     nets = [mlp([X.shape[1], m, C], generator=torch.Generator().manual_seed(seed))
             for m in widths]
-    W1 = torch.cat([n[0].weight for n in nets]).detach()
-    b1 = torch.cat([n[0].bias for n in nets]).detach()
-    W2 = torch.block_diag(*[n[2].weight for n in nets]).detach()
-    b2 = torch.cat([n[2].bias for n in nets]).detach()
+    W1 = torch.cat([n[0].weight for n in nets])
+    b1 = torch.cat([n[0].bias for n in nets])
+    W2 = torch.block_diag(*[n[2].weight for n in nets])
+    b2 = torch.cat([n[2].bias for n in nets])
     mask = torch.block_diag(*[torch.ones(C, m) for m in widths])
-    return [p.clone().requires_grad_(True) for p in (W1, b1, W2, b2)], mask
+    return [p.detach().clone().requires_grad_(True) for p in (W1, b1, W2, b2)], mask
 
 
 def width_sweep(
@@ -183,15 +183,16 @@ def width_sweep(
     All widths train at once, as one wide network whose second layer is
     block-diagonal: the summed loss gives each network the gradient of its own
     loss, and Adam acts coordinate by coordinate (off-block weights get zero
-    gradients and stay zero), so this is the same as training them one by one.
+    gradients and stay zero), so this is training them one by one, in one pass
+    per step instead of one per width.
     Shapes: ``X (N, D)``, ``Y (N, C)`` targets (e.g. one-hot).
     """
     K, C = len(widths), Y.shape[1]
 
     def errors(params, mask, Xe, Ye):
         W1, b1, W2, b2 = params
-        out = (torch.relu(Xe @ W1.T + b1) @ (W2 * mask).T + b2).reshape(-1, K, C)
-        return ((out - Ye[:, None, :]) ** 2).sum(2).mean(0)      # (K,)
+        out = torch.relu(Xe @ W1.T + b1) @ (W2 * mask).T + b2    # (N, K C)
+        return ((out.reshape(-1, K, C) - Ye[:, None, :]) ** 2).sum(2).mean(0)
 
     runs = []
     for seed in range(seeds):

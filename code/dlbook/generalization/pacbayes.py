@@ -36,7 +36,6 @@ class PacBayesConfig:
     delta_mc: float = 0.01        # confidence of the Monte Carlo estimate
     mc_samples: int = 1000
     lam_grid: int = 20            # prior variances lam_j = 0.5 ** (j / 2), per layer
-    batch_size: int | None = None  # minibatch of the bound optimization (None: full)
 
 
 @dataclass(frozen=True)
@@ -142,14 +141,10 @@ def pac_bayes_optimize(
     for _ in range(config.pb_steps):
         opt.zero_grad()
         theta = mu + (0.5 * log_s2).exp() * torch.randn(mu.shape, generator=generator)
-        Xb, yb = X, y
-        if config.batch_size is not None and config.batch_size < n:
-            idx = torch.randint(0, n, (config.batch_size,), generator=generator)
-            Xb, yb = X[idx], y[idx]
         # logistic loss / log 2 is an upper bound on the 0-1 loss (not bounded);
         # it is only the training objective, the final bound uses the 0-1 loss
         surrogate = F.binary_cross_entropy_with_logits(
-            mlp_forward(theta, Xb, sizes), yb.float()) / math.log(2)
+            mlp_forward(theta, X, sizes), y.float()) / math.log(2)
         kl = gaussian_kl(mu, log_s2, w0, log_lam.exp()[layer])
         (surrogate + torch.sqrt((kl + log_term) / (2 * n))).backward()
         opt.step()
