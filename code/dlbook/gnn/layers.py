@@ -30,7 +30,7 @@ def _check_reduce(reduce: str) -> None:
 
 def propagate(x: torch.Tensor, adjacency: torch.Tensor, reduce: str = "sum"
               ) -> torch.Tensor:
-    """Aggregate every node's in-neighbour features: ``m_i = ⊕_{j: A_ij != 0} x_j``.
+    """Aggregate every node's in-neighbour features: ``m_i = AGG_{j: A_ij != 0} x_j``.
 
     ``sum`` weights by the entries of ``adjacency`` (``A @ x``); ``mean``
     divides that by the row sums; ``max`` takes the coordinatewise maximum
