@@ -342,6 +342,52 @@ def test_width_double_descent_of_trained_network():
     assert r.train_mse[1] < 0.1 and r.train_mse[0] > 0.3             # at interpolation
 
 
+def test_width_m_relu_network_fits_any_labelling_of_m_points():
+    """Zhang et al.'s construction, behind the chapter's d_VC >= width."""
+    g = torch.Generator().manual_seed(0)
+    m, d = 40, 6
+    X = torch.randn(m, d, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 2, (m,), generator=g).double() * 2 - 1
+    a = torch.randn(d, generator=g, dtype=torch.float64)
+    z, order = torch.sort(X @ a)
+    gaps = torch.cat([z[:1] - 1.0, (z[:-1] + z[1:]) / 2])     # b_j below z_j
+    A = torch.relu(z[:, None] - gaps[None, :])                # lower triangular
+    w = torch.linalg.solve_triangular(A, labels[order][:, None], upper=False)[:, 0]
+    net = mlp([d, m, 1], dtype=torch.float64)
+    with torch.no_grad():
+        net[0].weight.copy_(a.expand(m, d))
+        net[0].bias.copy_(-gaps)
+        net[2].weight.copy_(w[None])
+        net[2].bias.zero_()
+        out = net(X)[:, 0]
+    assert torch.equal(torch.sign(out), labels)
+
+
+def test_width_sweep_trains_each_network_as_if_alone():
+    """The block-diagonal joint training equals one Adam run per width."""
+    g = torch.Generator().manual_seed(0)
+    X, Xt = torch.rand(30, 5, generator=g), torch.rand(20, 5, generator=g)
+    Y, Yt = torch.rand(30, 3, generator=g), torch.rand(20, 3, generator=g)
+    widths = [2, 7, 16]
+    r = width_sweep(X, Y, Xt, Yt, widths, steps=40, seeds=2)
+    for k, m in enumerate(widths):
+        errs = []
+        for seed in range(2):
+            net = mlp([5, m, 3], generator=torch.Generator().manual_seed(seed))
+            opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+            for _ in range(40):
+                opt.zero_grad()
+                ((net(X) - Y) ** 2).sum(1).mean().backward()
+                opt.step()
+            with torch.no_grad():
+                errs.append([((net(X) - Y) ** 2).sum(1).mean().item(),
+                             ((net(Xt) - Yt) ** 2).sum(1).mean().item()])
+        ref = np.median(np.array(errs), axis=0)
+        assert r.train_mse[k] == pytest.approx(ref[0], rel=1e-4)
+        assert r.test_mse[k] == pytest.approx(ref[1], rel=1e-4)
+        assert r.n_params[k] == 5 * m + m + 3 * m + 3
+
+
 # ---------------------------------------------------------------- Rademacher
 def test_augment_bias_reproduces_the_network_with_biases():
     net = mlp([5, 7, 6, 3], generator=torch.Generator().manual_seed(0),
