@@ -600,6 +600,10 @@ def test_edge_of_stability_claim_small():
             losses += ad.train_full_batch_torch(net, X, y, lr=lr, steps=50)
             sharp.append(ad.sharpness(net, X, y, iters=30))
         assert (max(sharp) > 2 / lr) == crosses, (lr, sharp)
+        if crosses:  # progressive sharpening, then just above 2 / lr
+            k = int(np.argmax(np.array(sharp) > 2 / lr))
+            assert np.all(np.diff(sharp[:k + 1]) > 0), sharp
+            assert max(sharp) < 1.2 * 2 / lr, sharp
         if not crosses:
             assert np.all(np.diff(losses) < 0)
 
@@ -634,6 +638,10 @@ def test_projectile_gradient_matches_torch():
     ts2 = tt(12.0)
     ad.simulate_projectile(ts2, tt(0.7), tt(0.08), cfg)[-1][0].backward()
     assert abs(speeds.grad[1] - ts2.grad.item()) < 1e-9
+    # and on dual numbers: forward mode along the speed gives the same number
+    _, dx_ds = ad.jvp(lambda s, a, k: ad.simulate_projectile(s, a, k, cfg)[-1][0],
+                      (12.0, 0.7, 0.08), (1.0, 0.0, 0.0))
+    assert abs(dx_ds - ts2.grad.item()) < 1e-9
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ class Projectile:
     """Settings of the projectile simulation (SI units).
 
     ``steps`` explicit Euler steps of length ``dt`` integrate
-    ``x' = v``, ``v' = -g e_y - k |v| v`` (quadratic air drag).
+    ``r'' = -g e_y - k |r'| r'`` for the position ``r`` (quadratic air drag).
     """
 
     steps: int = 60
