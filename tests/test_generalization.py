@@ -252,7 +252,8 @@ def test_gp_posterior_and_evidence_match_dense_formulas():
     torch.testing.assert_close(var, (kss - Ks @ A @ Ks.T).diag())
     cov = (K + 0.1 * torch.eye(7, dtype=K.dtype)).numpy()
     ref = stats.multivariate_normal(np.zeros(7), cov)
-    assert gp_log_evidence(K, y, 0.1) == pytest.approx(ref.logpdf(y.numpy()), rel=1e-10)
+    assert gp_log_evidence(K, y, 0.1) == pytest.approx(ref.logpdf(y.numpy()),
+                                                       rel=1e-10)
 
 
 # ---------------------------------------------------------------- PAC-Bayes
@@ -289,7 +290,7 @@ def test_pac_bayes_bound_is_non_vacuous_and_valid_on_test_data():
                            generator=torch.Generator().manual_seed(0))
     assert r.n_params > 2 * len(s.X_train)            # overparameterized
     assert r.bound < 0.5                              # below the 0.5 of guessing
-    assert r.test_err_q < r.bound                     # the bound holds on held-out data
+    assert r.test_err_q < r.bound                   # the bound holds on held-out data
     assert r.train_err_q <= r.train_err_q_upper
     assert len(r.lam) == 2 and all(0 < v <= 1 for v in r.lam)
 
@@ -319,7 +320,8 @@ def test_truth_tables_agree_with_all_bit_strings_order():
 
 @pytest.mark.slow
 def test_random_networks_prefer_simple_functions():
-    tabs = random_net_truth_tables(5, 20000, generator=torch.Generator().manual_seed(0))
+    tabs = random_net_truth_tables(5, 20000,
+                                   generator=torch.Generator().manual_seed(0))
     fr = function_frequencies(tabs)
     c = np.array([lz_complexity(f) for f, _ in fr])
     p = np.array([q for _, q in fr])
@@ -445,7 +447,8 @@ def test_ramp_risk_dominates_zero_one_and_bound_checks_grid():
     assert ramp_risk(t, 0.5) >= (t <= 0).double().mean().item()
     bound, gamma = rademacher_margin_bound(torch.full((100,), 4.0), 1.0, 0.01, 0.05)
     assert gamma == pytest.approx(1.0)                  # ramp is zero at gamma = B
-    assert bound == pytest.approx(0.04 + 3 * math.sqrt(math.log(2 * 1600 / 0.05) / 200))
+    conf = 3 * math.sqrt(math.log(2 * 1600 / 0.05) / 200)
+    assert bound == pytest.approx(0.04 + conf)
     with pytest.raises(ValueError, match="grid"):
         rademacher_margin_bound(torch.ones(10), 2.0 ** 40, 0.01, 0.05)
 
@@ -467,7 +470,8 @@ def test_effective_ranks_match_their_definitions():
         assert r[k].item() == pytest.approx(tail.sum() / srt[k])
         assert R[k].item() == pytest.approx(tail.sum() ** 2 / (tail ** 2).sum())
     r_iso, R_iso = effective_ranks(torch.ones(50))
-    assert r_iso[0].item() == pytest.approx(50) and R_iso[0].item() == pytest.approx(50)
+    assert r_iso[0].item() == pytest.approx(50)
+    assert R_iso[0].item() == pytest.approx(50)
 
 
 # ---------------------------------------------------------------- implicit bias
@@ -511,7 +515,8 @@ def test_logistic_gd_step_matches_autograd_and_converges_to_the_svm():
 
 
 # ---------------------------------------------------------------- the chapter
-CHAPTER = __import__("pathlib").Path(__file__).parents[1] / "book/foundations/generalization.md"
+CHAPTER = (__import__("pathlib").Path(__file__).parents[1]
+           / "book/foundations/generalization.md")
 
 
 def guarded_claims(text: str) -> tuple[int, int]:
@@ -530,7 +535,8 @@ def test_chapter_guards_its_claims_and_has_an_index():
     text = CHAPTER.read_text()
     asserts, with_message = guarded_claims(text)
     assert asserts >= 40 and with_message == asserts, (asserts, with_message)
-    n_index = len(re.findall(r"\{index\}`", text)) + len(re.findall(r":::\{index\}", text))
+    n_index = (len(re.findall(r"\{index\}`", text))
+               + len(re.findall(r":::\{index\}", text)))
     assert n_index >= 15
     for line in re.findall(r"^\s*alt: (.*)$", text, flags=re.M):
         assert not re.search(r"\d", line), f"alt text types a number: {line[:60]}"

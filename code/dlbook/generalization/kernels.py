@@ -37,7 +37,8 @@ class TwoLayerNTK(nn.Module):
 
 
 @torch.no_grad()
-def empirical_ntk(net: TwoLayerNTK, X1: torch.Tensor, X2: torch.Tensor) -> torch.Tensor:
+def empirical_ntk(net: TwoLayerNTK, X1: torch.Tensor,
+                  X2: torch.Tensor) -> torch.Tensor:
     """Tangent kernel ``Theta(x, x') = <df(x)/dtheta, df(x')/dtheta>`` in closed form.
 
     Shapes: ``X1 (N1, d)``, ``X2 (N2, d)`` -> ``(N1, N2)``. The ``a``-part is
@@ -78,7 +79,7 @@ def linearized_predict(theta_train: torch.Tensor, theta_test: torch.Tensor,
     Shapes: ``theta_train (N, N)``, ``theta_test (M, N)``, ``f0_* (N,)/(M,)``.
     """
     evals, V = torch.linalg.eigh(theta_train)
-    # Theta^{-1}(I - (I - lr Theta)^t) acts as (1 - (1 - lr l)^t) / l on each eigenvalue
+    # Theta^{-1}(I - (I - lr Theta)^t) is (1 - (1 - lr l)^t) / l on eigenvalue l
     gain = (1 - (1 - lr * evals) ** steps) / evals
     coef = V @ (gain * (V.T @ (f0_train - y)))
     return f0_test - theta_test @ coef

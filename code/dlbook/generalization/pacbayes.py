@@ -66,7 +66,8 @@ def init_params(sizes: list[int], generator: torch.Generator) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def mlp_forward(theta: torch.Tensor, X: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+def mlp_forward(theta: torch.Tensor, X: torch.Tensor,
+                sizes: list[int]) -> torch.Tensor:
     """Scalar-output ReLU MLP with flat parameters, batched over parameter draws.
 
     Shapes: ``theta (P,)`` or ``(S, P)``, ``X (N, D)`` -> ``(N,)`` or ``(S, N)``.
@@ -104,7 +105,7 @@ def _errors(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
 
 
 def _layer_index(sizes: list[int]) -> torch.Tensor:
-    """Layer number of each entry of the flat parameter vector of :func:`init_params`."""
+    """Layer of each entry of the flat parameter vector of :func:`init_params`."""
     counts = [a * b + b for a, b in zip(sizes[:-1], sizes[1:])]
     return torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
 
