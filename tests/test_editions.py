@@ -38,13 +38,33 @@ def solutions(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def _prose(body: str) -> str:
+    """The lines of a solution outside fenced blocks (code cells, nested
+    directives) and option lines."""
+    keep, fence = [], None
+    for line in body.splitlines():
+        s = line.strip()
+        m = re.match(r"^(`{3,}|:{3,})(.*)$", s)
+        if fence is not None:
+            if s == fence:
+                fence = None
+            continue
+        if m:
+            if m.group(2).strip():
+                fence = m.group(1)  # an opener: skip to its closing fence
+            continue                # a lone fence closes the solution's header
+        if not s.startswith(":"):
+            keep.append(line)
+    return "\n".join(keep)
+
+
 def signature(body: str) -> str | None:
     """A run of six plain words from a solution's prose, to look for in a page
     (math, code and markup removed), or None if it has no such run."""
     # Cut the prose at every piece of markup, so that the six words are
     # contiguous in the page as well as in the source.
-    prose = re.sub(r"```.*?```|\$\$.*?\$\$|\$[^$]*\$", "|", body, flags=re.S)
-    prose = re.sub(r"`[^`]*`|\{[^}]*\}|^:\w+:.*$|[*_()\[\]]", "|", prose, flags=re.M)
+    prose = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", "|", _prose(body), flags=re.S)
+    prose = re.sub(r"`[^`]*`|\{[^}]*\}|[*_()\[\]]", "|", prose)
     m = re.search(r"(?:\b[A-Za-z]{3,}\b[ ,\n]+){5}\b[A-Za-z]{3,}\b", prose)
     return re.sub(r"[\s,]+", " ", m.group(0)) if m else None
 
