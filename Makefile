@@ -10,9 +10,7 @@ PY := $(VENV)/bin/python
 JB := $(VENV)/bin/jupyter-book
 STAMP := $(VENV)/.installed
 # -W: warnings are errors; -n: nitpicky references; --keep-going: report them all.
-# --all: re-read every page, so a page that warned last time warns again
-# (execution outputs still come from the cache; see tools/cache_guard.py).
-JBFLAGS := --all -W -n --keep-going
+JBFLAGS := -W -n --keep-going
 # EDITION=student builds the book without solutions into _build/student/
 # (book/_ext/editions.py); the default edition keeps them, collapsed.
 EDITION ?= full
@@ -93,13 +91,22 @@ execute: $(STAMP)
 	$(PY) tools/cache_guard.py
 	$(OFFLINE) $(PY) tools/execute.py --jobs $(JOBS)
 
+# A build re-reads only the pages that changed (tools/execute.py marks the
+# chapters it re-executed as changed), so a rebuild with no change takes
+# seconds. After a build that failed, or was interrupted, the next one passes
+# --all and re-reads every page, so that a page that warned warns again
+# instead of being skipped: the marker $(OUT)/<builder>.incomplete says so.
 book: execute $(MATHJAX)
-	$(JB_BUILD) --builder html
+	@mkdir -p $(OUT); m=$(OUT)/html.incomplete; all=; [ ! -e $$m ] || all=--all; \
+	  echo "$(JB_BUILD) $$all --builder html"; \
+	  touch $$m; $(JB_BUILD) $$all --builder html && rm -f $$m
 	@[ ! -f $(OUT)/latex/book.pdf ] || cp $(OUT)/latex/book.pdf $(OUT)/html/book.pdf
 	@echo "HTML: $(OUT)/html/index.html   execution times: _build/execution_times.md"
 
 pdf: execute $(MATHJAX) apt-tex
-	$(JB_BUILD) --builder pdflatex
+	@mkdir -p $(OUT); m=$(OUT)/latex.incomplete; all=; [ ! -e $$m ] || all=--all; \
+	  echo "$(JB_BUILD) $$all --builder pdflatex"; \
+	  touch $$m; $(JB_BUILD) $$all --builder pdflatex && rm -f $$m
 	@[ ! -d $(OUT)/html ] || cp $(OUT)/latex/book.pdf $(OUT)/html/book.pdf
 	@echo "PDF: $(OUT)/latex/book.pdf"
 

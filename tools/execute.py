@@ -15,6 +15,12 @@ It ends by writing ``_build/execution_times.md``: each chapter's execution
 time from its cache record. A chapter that raises stops the build here, with
 its traceback.
 
+Sphinx re-reads only the pages whose sources changed, and it cannot see that
+a chapter's cached outputs changed, nor that ``dlbook``'s docstrings did. So
+this script updates the modification time of every chapter it re-executed,
+and of the API appendix when a ``dlbook`` source changed since its last run:
+the next build re-reads exactly those pages.
+
 Usage: python tools/execute.py [--jobs N]
 """
 from __future__ import annotations
@@ -32,6 +38,8 @@ from toc import notebook_files
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "_build" / ".jupyter_cache"
 TIMES = ROOT / "_build" / "execution_times.md"
+API = ROOT / "book" / "appendix" / "api.md"
+CODE_STAMP = ROOT / "_build" / ".dlbook-sources"
 
 
 def _read(path: Path):
@@ -90,6 +98,19 @@ def write_times(cache, docs: list[str]) -> None:
     TIMES.write_text("\n".join(lines))
 
 
+def mark_changed(executed: list[str]) -> None:
+    """Make Sphinx re-read the re-executed chapters, and the API appendix if
+    a dlbook source file is newer than at the last run."""
+    for doc in executed:
+        (ROOT / f"{doc}.md").touch()
+    newest = max(p.stat().st_mtime for p in (ROOT / "code" / "dlbook").rglob("*.py"))
+    seen = float(CODE_STAMP.read_text()) if CODE_STAMP.exists() else 0.0
+    if newest > seen:
+        API.touch()
+        CODE_STAMP.parent.mkdir(parents=True, exist_ok=True)
+        CODE_STAMP.write_text(repr(newest))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
@@ -100,7 +121,7 @@ def main() -> int:
     cache = get_cache(str(CACHE))
     docs = notebook_files()
     stale = stale_chapters(cache, docs)
-    failed = []
+    failed, executed = [], []
     if stale:
         print(f"execute: {len(stale)} stale chapter(s) over {args.jobs} "
               f"process(es): {', '.join(Path(d).name for d in stale)}", flush=True)
@@ -119,9 +140,11 @@ def main() -> int:
                     CacheBundleIn(nb, str(ROOT / f"{doc}.md"),
                                   data={"execution_seconds": seconds}),
                     check_validity=False, overwrite=True)
+                executed.append(doc)
                 print(f"execute: {doc}: {seconds:.1f} s", flush=True)
         print(f"execute: wall time {time.perf_counter() - start:.1f} s", flush=True)
     write_times(cache, docs)
+    mark_changed(executed)
     return 1 if failed else 0
 
 
