@@ -215,26 +215,15 @@ def _oracle_correlation(x, w, p4_input):
     return out
 
 
-def test_p4convz2_matches_the_group_correlation_forward_and_backward():
-    g = torch_generator(0)
-    x = torch.randn(2, 2, 5, 5, dtype=D, generator=g, requires_grad=True)
-    layer = G.P4ConvZ2(2, 3, 3, padding=1, bias=False).double()
+@pytest.mark.parametrize("layer_cls,shape,p4_input", [
+    ("P4ConvZ2", (2, 2, 5, 5), False), ("P4ConvP4", (2, 2, 4, 5, 5), True)])
+def test_p4_layers_match_the_group_correlation_forward_and_backward(
+        layer_cls, shape, p4_input):
+    g = torch_generator(0 if not p4_input else 1)
+    x = torch.randn(*shape, dtype=D, generator=g, requires_grad=True)
+    layer = getattr(G, layer_cls)(2, 3, 3, padding=1, bias=False).double()
     ours = layer(x)
-    ref = _oracle_correlation(x, layer.weight, p4_input=False)
-    assert torch.allclose(ours, ref, atol=1e-12)
-    v = torch.randn_like(ours)
-    g1 = torch.autograd.grad((ours * v).sum(), (x, layer.weight))
-    g2 = torch.autograd.grad((ref * v).sum(), (x, layer.weight))
-    for a, b in zip(g1, g2):
-        assert torch.allclose(a, b, atol=1e-12)
-
-
-def test_p4convp4_matches_the_group_correlation_forward_and_backward():
-    g = torch_generator(1)
-    x = torch.randn(2, 2, 4, 5, 5, dtype=D, generator=g, requires_grad=True)
-    layer = G.P4ConvP4(2, 3, 3, padding=1, bias=False).double()
-    ours = layer(x)
-    ref = _oracle_correlation(x, layer.weight, p4_input=True)
+    ref = _oracle_correlation(x, layer.weight, p4_input=p4_input)
     assert torch.allclose(ours, ref, atol=1e-12)
     v = torch.randn_like(ours)
     g1 = torch.autograd.grad((ours * v).sum(), (x, layer.weight))

@@ -22,6 +22,7 @@ from sklearn.linear_model import Perceptron as SkPerceptron
 from dlbook import history as H
 from dlbook.data import xor
 from dlbook.train import accuracy, fit
+import lint_book  # tools/, on the path through conftest.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -374,16 +375,9 @@ def test_doubling_time():
 CHAPTER = ROOT / "book" / "foundations" / "history.md"
 
 
-def guarded_claims(text: str) -> int:
-    """Asserts in the chapter's hidden (``remove-cell``) code cells."""
-    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.S)
-    return sum(c.count("\nassert ") + c.startswith("assert ")
-               for c in cells if ":tags: [remove-cell]" in c)
-
-
 def test_chapter_claims_are_guarded_and_alt_text_has_no_numbers():
     text = CHAPTER.read_text()
-    assert guarded_claims(text) >= 20
+    assert len(lint_book.guarded_claims(text)) >= 20
     alts = re.findall(r"alt: >-\n((?:      .*\n)+)", text)
     alts += re.findall(r"^    alt: (?!>-)(.*)$", text, flags=re.M)
     assert len(alts) == text.count("name: fig-history-")
