@@ -84,28 +84,30 @@ class Conv1d(nn.Module):
                       self.dilation, self.groups)
 
 
-class MaxPool2d(nn.Module):
+class _Pool2d(nn.Module):
+    """A pooling module: stores the arguments of its functional form."""
+
+    _pool = staticmethod(max_pool2d)
+
+    def __init__(self, kernel_size: IntPair, stride: IntPair | None = None,
+                 padding: IntPair = 0) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._pool(x, self.kernel_size, self.stride, self.padding)
+
+
+class MaxPool2d(_Pool2d):
     """Max pooling module; see :func:`max_pool2d`."""
 
-    def __init__(self, kernel_size: IntPair, stride: IntPair | None = None,
-                 padding: IntPair = 0) -> None:
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return max_pool2d(x, self.kernel_size, self.stride, self.padding)
+    _pool = staticmethod(max_pool2d)
 
 
-class AvgPool2d(nn.Module):
+class AvgPool2d(_Pool2d):
     """Average pooling module; see :func:`avg_pool2d`."""
 
-    def __init__(self, kernel_size: IntPair, stride: IntPair | None = None,
-                 padding: IntPair = 0) -> None:
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+    _pool = staticmethod(avg_pool2d)
 
 
 class GlobalAvgPool2d(nn.Module):
