@@ -324,6 +324,10 @@ def test_denoiser_checks_shapes():
                torch.full((4,), 3)).shape == (4, 2)
     with pytest.raises(ValueError, match="need x"):
         net(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long), torch.zeros(4))
+    with pytest.raises(ValueError, match="need x"):  # a bad y alone
+        net(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), torch.zeros(3))
+    with pytest.raises(ValueError, match="need x"):  # a bad t alone
+        net(torch.zeros(4, 2), torch.zeros(5, dtype=torch.long), torch.zeros(4))
 
 
 @pytest.mark.slow
@@ -374,19 +378,27 @@ def test_mmd2_matches_direct_computation():
 @pytest.mark.slow
 def test_regression_averages_and_pix2pix_stays_on_the_circle():
     a, b = K.circle_pairs(1000, seed=0)
-    at, _ = K.circle_pairs(500, seed=1)
     g = torch_generator(8)
     reg = mlp([1, 64, 64, 2], generator=g)
     K.train_regressor(reg, a, b, steps=300, loss="l2")
     G = K.ConditionalMLP([2, 64, 64, 2], 1, generator=g)
     D = K.ConditionalMLP([2, 64, 64, 1], 1, generator=g)
     K.train_pix2pix(G, D, a, b, steps=800, generator=g)
+    at, bt = K.circle_pairs(500, seed=1)
     with torch.no_grad():
-        off_reg = K.distance_to_circle(reg(at)).mean().item()
-        off_gan = K.distance_to_circle(G(torch.randn(500, 2, generator=g), at))
+        b_reg = reg(at)
+        b_gan = G(torch.randn(500, 2, generator=g), at)
+    off_reg = K.distance_to_circle(b_reg).mean().item()
+    off_gan = K.distance_to_circle(b_gan)
     # the regressor predicts the mean (a, 0), at distance 1 - |a| on average 1/2
     assert abs(off_reg - 0.5) < 0.1
     assert off_gan.mean().item() < 0.2 * off_reg
+    # squared error: h^2 against 2 h^2 on average (2/3 and 4/3); L1: a tie
+    se = [(b - bt).pow(2).sum(1).mean().item() for b in (b_reg, b_gan)]
+    l1 = [(b - bt).abs().sum(1).mean().item() for b in (b_reg, b_gan)]
+    assert abs(se[0] - 2 / 3) < 0.1 and se[0] < 0.7 * se[1]
+    assert abs(l1[0] - math.pi / 4) < 0.05 and abs(l1[0] - l1[1]) < 0.1
+    assert 0.3 < (b_gan[:, 1] > 0).float().mean().item() < 0.7  # both answers
 
 
 @pytest.mark.slow
@@ -404,7 +416,29 @@ def test_cycle_loss_makes_the_maps_inverse():
         with torch.no_grad():
             err[lam] = (Fm(G(At)) - At).norm(dim=1).mean().item()
             assert K.mmd2(G(At), B[:300]).item() < 0.1 * K.mmd2(At, B[:300]).item()
+            dist = [(G(At) - At @ S.T @ T).norm(dim=1).mean().item()
+                    for S in K.dihedral_group(4)]
+        # the learned map is one of the symmetric alternatives T g, not T
+        assert min(dist) < 0.1 and dist[0] > 5 * min(dist)
     assert err[0.0] > 10 * err[1.0]
+
+
+def test_dihedral_group_maps_the_ring_to_itself():
+    group = K.dihedral_group(4)
+    assert group.shape == (8, 2, 2)
+    eye = torch.eye(2).expand(8, 2, 2)
+    assert torch.allclose(group @ group.transpose(1, 2), eye, atol=1e-6)
+    dets = torch.linalg.det(group)
+    assert torch.allclose(dets, torch.tensor([1.0] * 4 + [-1.0] * 4), atol=1e-6)
+    angle = torch.arange(4) * math.pi / 2
+    centres = torch.stack([angle.cos(), angle.sin()], 1)
+    for S in group:  # each element permutes the centres
+        moved = centres @ S.T
+        assert torch.cdist(moved, centres).min(1).values.max() < 1e-6
+    flat = group.reshape(8, 4)
+    assert torch.cdist(flat, flat).fill_diagonal_(9).min() > 0.5  # all distinct
+    with pytest.raises(ValueError, match="positive"):
+        K.dihedral_group(0)
 
 
 # --- text-to-image -----------------------------------------------------------
@@ -464,6 +498,17 @@ def test_compounding_bound_is_the_recursion():
         for _ in range(12):
             e.append(L * e[-1] + 0.1)
         assert torch.allclose(bound, torch.tensor(e, dtype=D64), atol=1e-12)
+    # per-step errors, one row per trajectory: the same recursion
+    g = torch_generator(0)
+    eps = torch.rand(3, 7, generator=g, dtype=D64)
+    per = K.compounding_bound(eps, 1.2)
+    assert per.shape == (3, 8) and torch.equal(per[:, 0], torch.zeros(3, dtype=D64))
+    for k in range(7):
+        assert torch.allclose(per[:, k + 1], eps[:, k] + 1.2 * per[:, k])
+    const = K.compounding_bound(torch.full((1, 7), 0.1, dtype=D64), 1.3)[0]
+    assert torch.allclose(const, K.compounding_bound(0.1, 1.3, 7))
+    with pytest.raises(ValueError, match="needs the horizon"):
+        K.compounding_bound(0.1, 1.3)
 
 
 def test_rollout_of_the_true_dynamics_is_exact():
@@ -500,6 +545,11 @@ def test_world_model_error_compounds_within_the_bound():
         e_bar = (v[:, :2] + net(v) - env.step(v[:, :2], v[:, 2:])).norm(dim=1).max()
     bound = K.compounding_bound(e_bar.item(), env.lipschitz(), 30)
     assert ((pred - St).norm(dim=-1).max(0).values.double() <= bound + 1e-6).all()
+    with torch.no_grad():  # the per-trajectory bound holds too, and is tighter
+        delta = (v[:, :2] + net(v) - env.step(v[:, :2], v[:, 2:])).norm(dim=1)
+    per = K.compounding_bound(delta.reshape(len(St), 30), env.lipschitz())
+    assert ((pred - St).norm(dim=-1).double() <= per + 1e-6).all()
+    assert (per <= bound + 1e-6).all()
     const = (St - St[:, :1]).norm(dim=-1).mean(0)
     assert err[30] < 0.5 * const[30]
 

@@ -123,3 +123,19 @@ def test_digits_are_copies_and_raise_no_warning():
         a.X_train[0, 0] = 99.0
         b = data.digits(seed=0, test_size=0.0)
     assert b.X_train[0, 0] != 99.0
+
+
+def test_two_moons_iid_lies_on_the_same_arcs_as_make_moons():
+    from sklearn.datasets import make_moons
+    X, y = data.two_moons(2000, noise=0.0, seed=3, iid=True, dtype=torch.float64)
+    centre = torch.where(y[:, None] == 0, torch.tensor([0.0, 0.0], dtype=X.dtype),
+                         torch.tensor([1.0, 0.5], dtype=X.dtype))
+    assert torch.allclose((X - centre).norm(dim=1), torch.ones(len(X), dtype=X.dtype))
+    ref, ry = make_moons(n_samples=2000, noise=0.0)
+    for c in (0, 1):   # the same extent as scikit-learn's arcs, class by class
+        lo, hi = X[y == c].min(0).values.numpy(), X[y == c].max(0).values.numpy()
+        assert np.allclose(lo, ref[ry == c].min(0), atol=0.02)
+        assert np.allclose(hi, ref[ry == c].max(0), atol=0.02)
+    assert 0.45 < y.double().mean() < 0.55
+    X2, _ = data.two_moons(2000, noise=0.0, seed=4, iid=True)
+    assert not torch.allclose(X.float(), X2)

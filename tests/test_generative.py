@@ -404,3 +404,25 @@ def test_ddpm_covers_every_mode_of_the_ring():
     S = G.ddpm_sample(m, sch, torch.randn(2000, 2, generator=tg(2)), generator=tg(3))
     covered, quality, share = G.mode_coverage(S, ring_centres(), 0.1)
     assert covered == 8 and quality > 0.7 and share.min() > 0.08
+
+
+# --- the Frechet distance ----------------------------------------------------
+
+def test_frechet_distance_against_scipy_and_the_1d_closed_form():
+    from scipy import linalg
+    g = tg(40)
+    x = torch.randn(400, 5, generator=g, dtype=D64) @ torch.randn(5, 5, generator=g,
+                                                                  dtype=D64)
+    y = torch.randn(300, 5, generator=g, dtype=D64) * 0.5 + 1.0
+    sx, sy = np.cov(x.numpy().T), np.cov(y.numpy().T)
+    ref = (np.sum((x.mean(0) - y.mean(0)).numpy() ** 2)
+           + np.trace(sx + sy - 2 * linalg.sqrtm(sx @ sy).real))
+    assert abs(G.frechet_distance(x, y) - ref) < 1e-8
+    # 1-D: (m1 - m2)^2 + (s1 - s2)^2 with the sample moments
+    a = torch.randn(1000, 1, generator=g, dtype=D64) * 2.0 + 1.0
+    b = torch.randn(800, 1, generator=g, dtype=D64) * 0.5
+    closed = ((a.mean() - b.mean()) ** 2 + (a.std() - b.std()) ** 2).item()
+    assert abs(G.frechet_distance(a, b) - closed) < 1e-10
+    assert abs(G.frechet_distance(x, x)) < 1e-8
+    with pytest.raises(ValueError, match="same D"):
+        G.frechet_distance(x, y[:, :3])

@@ -110,6 +110,11 @@ def test_critical_points_are_saddles_except_the_top_subspace():
         else:
             assert eig.min() < -1e-3, f"{subset} is a saddle"
             assert eig.max() > 1e-3, f"{subset} is not a local maximum"
+        # one descent direction per out-of-order pair (i in I, j not in I,
+        # lambda_j > lambda_i), and k^2 flat ones from the symmetry C
+        pairs = sum(j < i for i in subset for j in rest)
+        assert int((eig < -1e-9).sum()) == pairs, subset
+        assert int((eig.abs() < 1e-9).sum()) == k * k, subset
 
 
 def test_critical_point_bad_subset():
@@ -256,6 +261,18 @@ def test_quantizer_forward_is_the_nearest_codeword_backward_the_identity():
     assert torch.equal(g, cot)
 
 
+def test_quantizer_is_exact_beyond_the_cdist_matrix_product_threshold():
+    # torch.cdist switches to a matrix-product formula above 25 rows; the
+    # quantizer must still return the brute-force nearest codeword
+    vq = R.VectorQuantizer(50, 3, generator=torch_generator(3))
+    z = vq.weight.detach()[torch.arange(40) % 50].reshape(8, 5, 3)
+    z = z + 1e-4 * torch.randn(z.shape, generator=torch_generator(4))
+    d = ((z.reshape(-1, 1, 3) - vq.weight.detach()) ** 2).sum(-1)
+    assert torch.equal(vq.nearest(z).reshape(-1), d.argmin(1))
+    with pytest.raises(ValueError, match="last dimension"):
+        vq.nearest(torch.randn(4, 2))
+
+
 def test_codebook_and_commitment_losses_reach_the_right_parameters():
     vq = R.VectorQuantizer(6, 2, generator=torch_generator(0))
     z = torch.randn(10, 1, 2, generator=torch_generator(1), requires_grad=True)
@@ -347,11 +364,21 @@ def test_masked_autoencoder_probe_is_worse_at_a_high_ratio(data):
     for ratio in [0.25, 0.75]:
         ae = R.Autoencoder([64, 128, 16], mask_ratio=ratio,
                            generator=torch_generator(0))
-        fit(ae, mse, torch.optim.Adam(ae.parameters(), lr=3e-3),
-            (data.X_train, data.X_train), epochs=30, batch_size=64,
+        fit(ae, mse, torch.optim.Adam(ae.parameters(), lr=5e-3),
+            (data.X_train, data.X_train), epochs=20, batch_size=128,
             generator=torch_generator(1))
         ae.eval()
         with torch.no_grad():
             acc[ratio] = R.linear_probe(ae.encode(data.X_train), data.y_train,
                                         ae.encode(data.X_test), data.y_test)
     assert acc[0.75] < acc[0.25] - 0.03
+
+
+def test_hiding_three_quarters_of_the_patches_removes_the_class_signal(data):
+    X, y, Xt, yt = data.X_train, data.y_train, data.X_test, data.y_test
+    full = R.linear_probe(X, y, Xt, yt)
+    hide = R.patch_mask(len(X), 8, 2, 0.75, generator=torch_generator(7))
+    hide_t = R.patch_mask(len(Xt), 8, 2, 0.75, generator=torch_generator(8))
+    hidden = R.linear_probe(X.masked_fill(hide, 0.0), y,
+                            Xt.masked_fill(hide_t, 0.0), yt)
+    assert full > 0.9 and hidden < full - 0.25

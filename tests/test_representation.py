@@ -14,6 +14,7 @@ from sklearn.linear_model import Ridge
 from sklearn.neighbors import NearestNeighbors
 
 from dlbook import representation as R
+from dlbook import similarity as S
 from dlbook.data import digits
 from dlbook.nn import mlp
 from dlbook.seed import torch_generator
@@ -138,6 +139,16 @@ def test_cca_similarity_matches_sklearn():
     rho = [np.corrcoef(U[:, i], V[:, i])[0, 1] for i in range(3)]
     ref = float(np.mean(np.square(rho)))
     assert abs(R.cca_similarity(X, Y) - ref) < 1e-4
+
+
+def test_cca_and_cka_matrices_match_pairwise_calls():
+    reps = [_pair(n=50, p1=p, p2=3, seed=p)[0] for p in (4, 6, 9)]
+    M = R.cca_matrix(reps, reps[:2])
+    C = R.cka_matrix(reps, reps[:2])
+    for i, A in enumerate(reps):
+        for j, B in enumerate(reps[:2]):
+            assert abs(M[i, j].item() - R.cca_similarity(A, B)) < 1e-10
+            assert abs(C[i, j].item() - R.linear_cka(A, B)) < 1e-6
 
 
 def test_cca_saturates_when_width_reaches_n():
@@ -391,27 +402,6 @@ def test_low_frequencies_are_learned_first():
 
 # --- the contrastive objective ----------------------------------------------------
 
-def test_nt_xent_matches_per_row_cross_entropy():
-    g = torch_generator(0)
-    z = torch.randn(10, 4, generator=g, dtype=D64, requires_grad=True)
-    t = 0.3
-    u = z / z.norm(dim=1, keepdim=True)
-    losses = []
-    for i in range(10):  # row i's partner is i + 5 (mod 10)
-        j = (i + 5) % 10
-        others = [k for k in range(10) if k != i]
-        logits = torch.stack([u[i] @ u[k] / t for k in others])
-        losses.append(-(u[i] @ u[j] / t - torch.logsumexp(logits, 0)))
-    ref = torch.stack(losses).mean()
-    ours = R.nt_xent(z, t)
-    assert abs(ours.item() - ref.item()) < 1e-12
-    g1, = torch.autograd.grad(ours, z)
-    g2, = torch.autograd.grad(ref, z)
-    assert torch.allclose(g1, g2, atol=1e-12)
-    with pytest.raises(ValueError, match="2B"):
-        R.nt_xent(z[:3], t)
-
-
 def test_random_shifts_are_shifts_within_the_range():
     from dlbook.data import shift_images
     X = torch.rand(40, 64, generator=torch_generator(1))
@@ -526,8 +516,9 @@ def test_objectives_pull_neighbourhoods_apart(data):
     before = {k: f() for k, f in rep.items()}
     jobs = [(clf, F.cross_entropy, data.train, torch.optim.SGD(
                 clf.parameters(), lr=0.02, momentum=0.9), 64),
-            (ae, F.mse_loss, (X_tr, X_tr), torch.optim.Adam(ae.parameters(), 3e-3), 64),
-            (views, lambda z, _: R.nt_xent(z, 0.5), data.train,
+            (ae, F.mse_loss, (X_tr, X_tr),
+             torch.optim.Adam(ae.parameters(), 3e-3), 64),
+            (views, lambda z, _: S.nt_xent(*z.chunk(2), 0.5), data.train,
              torch.optim.Adam(views.parameters(), 3e-3), 256)]
     for model, loss, pair, opt, bs in jobs:
         for epoch in range(12):

@@ -198,6 +198,9 @@ def test_group_losses_and_accuracies_match_loops():
 
 def test_group_dro_weights_move_to_the_worst_group():
     net = nn.Linear(2, 2)
+    with torch.no_grad():  # a fixed model that favours class 0 (no global RNG)
+        net.weight.copy_(0.1 * torch.randn(2, 2, generator=torch_generator(2)))
+        net.bias.copy_(torch.tensor([1.0, 0.0]))
     X = torch.randn(40, 2, generator=torch_generator(1))
     y = torch.zeros(40, dtype=torch.long)
     y[:10] = 1  # group 1 is the minority the linear model fits worst at first
@@ -353,3 +356,34 @@ def test_claim_max_softmax_detects_mild_shift_but_not_quarter_turns(data):
         s_rot90 = R.max_softmax_score(net(rot90_images(data.X_test, 1)))
     assert R.auroc(s_in, s_rot20) > 0.75
     assert R.auroc(s_in, s_rot90) < 0.5, "more confident on rotated digits"
+
+
+def test_arithmetic_task_and_relative_error_against_closed_forms():
+    ops = [("add", lambda a, b: a + b), ("max", max), ("mul", lambda a, b: a * b)]
+    for op, fn in ops:
+        X, y = R.arithmetic_task(op, 50, 2.0, 4.0, torch_generator(0))
+        assert X.shape == (50, 2) and y.shape == (50, 1)
+        assert X.min() >= 2.0 and X.max() <= 4.0
+        expect = torch.tensor([[fn(float(a), float(b))] for a, b in X.tolist()])
+        assert torch.allclose(y, expect, atol=1e-6)
+    t = torch.tensor([1.0, -2.0, 3.0])
+    assert math.isclose(R.relative_error(t + 0.6, t), 0.6 / 2.0, rel_tol=1e-6)
+    with pytest.raises(ValueError):
+        R.arithmetic_task("div", 5)
+    with pytest.raises(ValueError):
+        R.relative_error(t, t[:2])
+
+
+def test_claim_mlp_continues_addition_and_max_but_not_product():
+    errs = {}
+    for op in R.ARITHMETIC_OPS:
+        X, y = R.arithmetic_task(op, 256, generator=torch_generator(20))
+        Xf, yf = R.arithmetic_task(op, 512, 2.0, 4.0, torch_generator(30))
+        net = mlp([2, 64, 1], generator=torch_generator(0))
+        fit(net, F.mse_loss, torch.optim.Adam(net.parameters(), lr=1e-2), (X, y),
+            epochs=300)
+        with torch.no_grad():
+            assert R.relative_error(net(X), y) < 0.05
+            errs[op] = R.relative_error(net(Xf), yf)
+    assert errs["add"] < 0.2 and errs["max"] < 0.2
+    assert errs["mul"] > 3 * max(errs["add"], errs["max"])

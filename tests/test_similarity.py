@@ -92,6 +92,20 @@ def test_clip_loss_is_the_mean_of_two_info_nce():
     assert abs(S.clip_loss(zi, zt, 0.2).item() - ref.item()) < 1e-12
 
 
+def test_batched_loss_is_the_mean_over_chunks():
+    z = _randn(2, 11, 3, seed=40)
+    y = torch.zeros(11)
+    base = lambda o, t: S.nt_xent(o[0], o[1], 0.5)
+    wrapped = S.batched_loss(base, 4)
+    ref = np.mean([base(z[:, i:i + 4], y[i:i + 4]).item() for i in (0, 4, 8)])
+    assert abs(wrapped(z, y).item() - ref) < 1e-12
+    assert abs(wrapped(z[:, :4], y[:4]).item() - base(z[:, :4], y[:4]).item()) < 1e-12
+    assert abs(S.batched_loss(base, 5)(z, y).item()  # last chunk of one is skipped
+               - np.mean([base(z[:, i:i + 5], y[:5]).item() for i in (0, 5)])) < 1e-12
+    with pytest.raises(ValueError, match="batch_size"):
+        S.batched_loss(base, 1)
+
+
 def test_triplet_loss_matches_torch():
     a, p, n = (_randn(9, 3, seed=s) for s in (8, 9, 10))
     ours = S.triplet_loss(a, p, n, margin=0.7)

@@ -259,3 +259,18 @@ def _remove_cell_asserts(chapter: str) -> int:
 
 def test_training_chapter_guards_its_claims():
     assert _remove_cell_asserts("training.md") >= 30
+
+
+def test_evaluate_records_no_graph_and_restores_the_mode():
+    from dlbook.train import evaluate
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Dropout(0.5))
+    model.train()
+    seen = []
+
+    def loss_fn(out, y):
+        seen.append(out.requires_grad)
+        return torch.nn.functional.cross_entropy(out, y)
+
+    X, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    evaluate(model, loss_fn, (X, y))
+    assert seen == [False] and model.training

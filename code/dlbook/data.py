@@ -115,10 +115,26 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 def two_moons(
     n: int, *, noise: float = 0.1, seed: int = 0,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype = torch.float32, iid: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two interleaved half-moons in 2-D. Shapes: ``X (n, 2)``, ``y (n,)``."""
-    X, y = make_moons(n_samples=n, noise=noise, random_state=seed)
+    """Two interleaved half-moons in 2-D. Shapes: ``X (n, 2)``, ``y (n,)``.
+
+    With ``iid=False`` (the default, scikit-learn's ``make_moons``) the points
+    are evenly spaced along the arcs before the noise is added, so two calls
+    are not independent samples of one distribution: a two-sample statistic
+    computed on them is biased. ``iid=True`` draws each point's class and its
+    angle on the arc independently and uniformly.
+    """
+    if not iid:
+        X, y = make_moons(n_samples=n, noise=noise, random_state=seed)
+        return torch.as_tensor(X, dtype=dtype), torch.as_tensor(y)
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    t = rng.uniform(0.0, np.pi, size=n)
+    X = np.where(y[:, None] == 0,
+                 np.stack([np.cos(t), np.sin(t)], axis=1),
+                 np.stack([1 - np.cos(t), 0.5 - np.sin(t)], axis=1))
+    X += noise * rng.standard_normal(X.shape)
     return torch.as_tensor(X, dtype=dtype), torch.as_tensor(y)
 
 

@@ -105,15 +105,22 @@ def evaluate(
     model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, torch.Tensor],
     metrics: Mapping[str, Metric] | None = None, prefix: str = "",
 ) -> dict[str, float]:
-    """Loss and metrics of ``model`` on ``data = (X, y)`` in eval mode."""
+    """Loss and metrics of ``model`` on ``data = (X, y)`` in eval mode.
+
+    Runs without recording gradients: the scores are numbers, and building the
+    graph of a full-data forward pass would cost memory and time for nothing.
+    """
     was_training = model.training
     model.eval()
     X, y = data
-    out = model(X)
-    result = {f"{prefix}loss": float(loss_fn(out, y))}
-    for name, metric in (metrics or {}).items():
-        result[f"{prefix}{name}"] = float(metric(out, y))
-    model.train(was_training)
+    try:
+        with torch.no_grad():
+            out = model(X)
+            result = {f"{prefix}loss": float(loss_fn(out, y))}
+            for name, metric in (metrics or {}).items():
+                result[f"{prefix}{name}"] = float(metric(out, y))
+    finally:
+        model.train(was_training)
     return result
 
 

@@ -107,7 +107,8 @@ class ConditionalDenoiser(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor
                 ) -> torch.Tensor:
         """The predicted noise ``(N, 2)``."""
-        if x.ndim != 2 or x.shape[1] != 2 or t.shape != (len(x),) != y.shape:
+        n = len(x)
+        if x.ndim != 2 or x.shape[1] != 2 or t.shape != (n,) or y.shape != (n,):
             raise ValueError(f"need x (N, 2), t (N,), y (N,); got "
                              f"{tuple(x.shape)}, {tuple(t.shape)}, {tuple(y.shape)}")
         phase = (t.float() / self.T)[:, None] * self.freqs

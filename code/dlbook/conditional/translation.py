@@ -3,12 +3,14 @@ conditional generative models).
 
 *Paired*: an input ``a in [-1, 1]`` and an output ``b`` on the unit circle
 above or below it, ``b = (a, +-sqrt(1 - a^2))``: every input has two correct
-outputs, as an edge map has many photographs. A regressor trained with an L1
-or L2 loss predicts their average, which is not on the circle; a conditional
-generator trained adversarially, as in pix2pix (Isola et al., 2017), samples
-either. *Unpaired*: two point clouds related by an unknown map, learned with
-a distribution-matching loss in each direction, with or without the cycle
-consistency of CycleGAN (Zhu et al., 2017).
+outputs, as an edge map has many photographs. A regressor trained with the
+squared error predicts their average, which is not on the circle (with the L1
+error every point between the two answers is optimal); a conditional
+generator trained adversarially, as in pix2pix (Isola et al., 2017), can
+output either. *Unpaired*: two point clouds related by an unknown map, learned
+with a distribution-matching loss in each direction, with or without the
+cycle consistency of CycleGAN (Zhu et al., 2017). The distribution loss is a
+kernel MMD, not CycleGAN's adversarial loss (see :func:`train_cycle`).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from torch import nn
 from .gan import ConditionalMLP
 
 __all__ = ["circle_pairs", "distance_to_circle", "train_regressor",
-           "train_pix2pix", "mmd2", "train_cycle"]
+           "train_pix2pix", "mmd2", "train_cycle", "dihedral_group"]
 
 F = nn.functional
 
@@ -110,8 +112,12 @@ def train_cycle(G: nn.Module, Fm: nn.Module, A: torch.Tensor, B: torch.Tensor, *
 
     Loss per step: ``mmd2(G(a), b) + mmd2(Fm(b), a)`` on independent
     batches (no pairing), plus ``lam_cycle`` times the cycle-consistency loss
-    ``|Fm(G(a)) - a|_1 + |G(Fm(b)) - b|_1`` (Zhu et al., 2017). MMD stands in
-    for CycleGAN's discriminators, to keep the experiment small and stable.
+    ``|Fm(G(a)) - a|_1 + |G(Fm(b)) - b|_1`` (Zhu et al., 2017).
+
+    This is *not* CycleGAN's objective: CycleGAN matches distributions with
+    two adversarial discriminators; here a kernel MMD (:func:`mmd2`) does
+    that job, which needs no second player and keeps the experiment small
+    and stable. Only the cycle-consistency term is CycleGAN's.
     """
     opt = torch.optim.Adam([*G.parameters(), *Fm.parameters()], lr=lr)
     losses = []
@@ -127,3 +133,17 @@ def train_cycle(G: nn.Module, Fm: nn.Module, A: torch.Tensor, B: torch.Tensor, *
         opt.step()
         losses.append(loss.item())
     return losses
+
+
+def dihedral_group(n: int) -> torch.Tensor:
+    """The ``2 n`` orthogonal maps of the plane that permute the vertices of a
+    regular ``n``-gon with a vertex on the positive x-axis: ``n`` rotations by
+    multiples of ``2 pi / n``, then ``n`` reflections. Shape ``(2 n, 2, 2)``,
+    acting on column vectors (``x @ S.T`` for rows)."""
+    if n < 1:
+        raise ValueError(f"n must be positive, got {n}")
+    angle = 2 * torch.pi * torch.arange(n) / n
+    c, s = angle.cos(), angle.sin()
+    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], 1)
+    flip = torch.diag(torch.tensor([1.0, -1.0]))
+    return torch.cat([rot, rot @ flip])

@@ -91,10 +91,30 @@ def rollout_errors(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return (pred - true).norm(dim=-1).mean(0)
 
 
-def compounding_bound(eps: float, L: float, H: int) -> torch.Tensor:
-    """``e_h <= eps (L^h - 1) / (L - 1)`` for ``h = 0..H`` (``eps h`` when
-    ``L = 1``): one-step model error ``eps``, true dynamics ``L``-Lipschitz."""
-    h = torch.arange(H + 1, dtype=torch.float64)
-    if abs(L - 1) < 1e-12:
-        return eps * h
-    return eps * (L ** h - 1) / (L - 1)
+def compounding_bound(eps: float | torch.Tensor, L: float, H: int | None = None
+                      ) -> torch.Tensor:
+    """The bound of the chapter's proposition, by its recursion
+    ``e_0 = 0``, ``e_{k+1} = eps_k + L e_k``.
+
+    ``eps`` a float (one worst one-step error for every step; then ``H`` is
+    required) gives ``eps (L^k - 1) / (L - 1)`` for ``k = 0..H`` (``eps k``
+    when ``L = 1``), shape ``(H + 1,)``. ``eps`` a tensor ``(..., H)`` of
+    per-step errors (one row per trajectory, say) gives the bound per row,
+    shape ``(..., H + 1)``: the same proof, applied step by step.
+    """
+    if L < 0:
+        raise ValueError(f"L must be non-negative, got {L}")
+    if not torch.is_tensor(eps):
+        if H is None:
+            raise ValueError("a scalar eps needs the horizon H")
+        h = torch.arange(H + 1, dtype=torch.float64)
+        if abs(L - 1) < 1e-12:
+            return eps * h
+        return eps * (L ** h - 1) / (L - 1)
+    eps = eps.double()
+    if H is not None and eps.shape[-1] != H:
+        raise ValueError(f"eps has {eps.shape[-1]} steps, H = {H}")
+    out = [torch.zeros(eps.shape[:-1], dtype=torch.float64)]
+    for k in range(eps.shape[-1]):
+        out.append(eps[..., k] + L * out[-1])
+    return torch.stack(out, -1)

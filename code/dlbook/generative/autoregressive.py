@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..transformer.ngram import check_ids
+
 __all__ = ["made_degrees", "made_masks", "MaskedLinear", "MADE", "BackoffNGram"]
 
 
@@ -161,11 +163,7 @@ class BackoffNGram:
         return self
 
     def _check(self, ids: torch.Tensor) -> np.ndarray:
-        x = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if x.size and (x.min() < 0 or x.max() >= self.V):
-            raise ValueError(f"ids must lie in [0, {self.V}), got range "
-                             f"[{x.min()}, {x.max()}]")
-        return x
+        return check_ids(ids, self.V)
 
     @staticmethod
     def _lookup(keys: np.ndarray, table: np.ndarray, values: np.ndarray

@@ -1,9 +1,11 @@
-"""How generative models are judged: the maximum mean discrepancy and
-mode coverage.
+"""How generative models are judged: the maximum mean discrepancy, the
+Frechet distance and mode coverage.
 
 Chapter: generative-basics. ``mmd2`` is the unbiased estimator of the squared
 MMD with a Gaussian kernel (Gretton et al., 2012); ``mmd2_gaussians`` its
 closed form between two isotropic Gaussians, the oracle of the tests;
+``frechet_distance`` the distance between the Gaussians fitted to two samples
+(the FID of Heusel et al., 2017, when the features are Inception features);
 ``mode_coverage`` counts the modes of a known mixture that a sample reaches.
 """
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import torch
 
 __all__ = ["gaussian_kernel", "mmd2", "mmd2_gaussians", "mmd_permutation_test",
-           "mode_coverage"]
+           "frechet_distance", "mode_coverage"]
 
 
 def _check_points(name: str, x: torch.Tensor) -> None:
@@ -99,6 +101,34 @@ def mmd_permutation_test(x: torch.Tensor, y: torch.Tensor, bandwidth: float,
     hits = sum(int(stat(torch.randperm(len(pooled), generator=generator))
                    >= observed) for _ in range(n_permutations))
     return (1 + hits) / (1 + n_permutations)
+
+
+def _sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
+    """Symmetric square root of a positive semi-definite matrix ``(D, D)``."""
+    w, v = torch.linalg.eigh((a + a.T) / 2)
+    return (v * w.clamp_min(0).sqrt()) @ v.T
+
+
+def frechet_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Squared Frechet (2-Wasserstein) distance between the Gaussians fitted
+    to ``x (N, D)`` and ``y (M, D)``:
+    ``|mu_x - mu_y|^2 + tr(S_x + S_y - 2 (S_x^{1/2} S_y S_x^{1/2})^{1/2})``.
+
+    Computed in float64; the trace term uses the symmetric form, equal to
+    ``tr((S_x S_y)^{1/2})``. With Inception features this is the FID.
+    """
+    _check_points("x", x), _check_points("y", y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y need the same D, got {x.shape[1]} and "
+                         f"{y.shape[1]}")
+    x, y = x.double(), y.double()
+    mx, my = x.mean(0), y.mean(0)
+    sx, sy = torch.cov(x.T).reshape(x.shape[1], -1), torch.cov(y.T).reshape(
+        y.shape[1], -1)
+    rx = _sqrtm_psd(sx)
+    cross = _sqrtm_psd(rx @ sy @ rx)
+    return float((mx - my).pow(2).sum() + sx.trace() + sy.trace()
+                 - 2 * cross.trace())
 
 
 def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float,

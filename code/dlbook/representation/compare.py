@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import torch
 
 __all__ = ["gram_linear", "gram_rbf", "center_gram", "hsic", "hsic_unbiased",
-           "cka", "linear_cka", "debiased_linear_cka", "cka_matrix", "cca_similarity", "linear_hsic",
+           "cka", "linear_cka", "debiased_linear_cka", "cka_matrix",
+           "cca_similarity", "cca_matrix", "linear_hsic",
            "matched_correlation", "knn_indices", "mutual_knn_alignment"]
 
 
@@ -162,6 +163,21 @@ def cca_similarity(X: torch.Tensor, Y: torch.Tensor,
     Qx, Qy = _orthonormal_basis(X, rtol), _orthonormal_basis(Y, rtol)
     p = min(Qx.shape[1], Qy.shape[1])
     return (torch.linalg.matrix_norm(Qy.T @ Qx).square() / p).item()
+
+
+def cca_matrix(reps_a: Sequence[torch.Tensor], reps_b: Sequence[torch.Tensor],
+               rtol: float = 1e-6) -> torch.Tensor:
+    """:func:`cca_similarity` between every pair of layers, one SVD per layer.
+
+    Shape: ``(len(reps_a), len(reps_b))``.
+    """
+    for A in (*reps_a, *reps_b):
+        _check_pair(A, reps_a[0])
+    Qa = [_orthonormal_basis(A, rtol) for A in reps_a]
+    Qb = [_orthonormal_basis(B, rtol) for B in reps_b]
+    return torch.tensor([[(torch.linalg.matrix_norm(qb.T @ qa).square()
+                           / min(qa.shape[1], qb.shape[1])).item()
+                          for qb in Qb] for qa in Qa], dtype=torch.float64)
 
 
 def linear_hsic(X: torch.Tensor, Y: torch.Tensor) -> float:

@@ -2,10 +2,10 @@
 representations), for the convergence experiment: a contrastive loss on two
 augmented views of each digit.
 
-``nt_xent`` is the normalized-temperature cross-entropy of SimCLR (Chen et
-al., 2020), the InfoNCE loss of van den Oord et al. (2018) with the other
-views of the batch as negatives. It is written here rather than imported
-from the similarity chapter so that this module depends only on shared code.
+The loss is the similarity chapter's ``dlbook.similarity.nt_xent`` (SimCLR's
+normalized-temperature cross-entropy), applied to the two halves of what
+``TwoViews`` returns; the views here are this chapter's own (random shifts
+and pixel noise).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch import nn
 
 from dlbook.data import shift_images
 
-__all__ = ["random_shifts", "nt_xent", "TwoViews"]
+__all__ = ["random_shifts", "TwoViews"]
 
 
 def random_shifts(X: torch.Tensor, max_shift: int,
@@ -37,35 +37,15 @@ def random_shifts(X: torch.Tensor, max_shift: int,
     return out
 
 
-def nt_xent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
-    """NT-Xent loss of ``2B`` embeddings whose rows ``i`` and ``i + B`` pair up.
-
-    Each row is classified among the other ``2B - 1`` rows by cosine
-    similarity over ``temperature``, its partner being the correct class;
-    the loss is the mean cross-entropy. Shape: ``(2B, d)`` -> scalar.
-    """
-    if z.ndim != 2 or len(z) % 2 or len(z) < 4:
-        raise ValueError(f"z must have shape (2B, d) with B >= 2, got "
-                         f"{tuple(z.shape)}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    B = len(z) // 2
-    z = nn.functional.normalize(z, dim=1)
-    logits = z @ z.T / temperature
-    self_mask = torch.eye(2 * B, dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(self_mask, float("-inf"))
-    partner = torch.cat([torch.arange(B, 2 * B), torch.arange(B)]).to(z.device)
-    return nn.functional.cross_entropy(logits, partner)
-
-
 class TwoViews(nn.Module):
     """Wrap an encoder so that ``forward(X)`` embeds two random views of ``X``.
 
     A view is a random shift of up to ``max_shift`` pixels plus Gaussian
     pixel noise of standard deviation ``noise``, drawn from ``generator``.
-    ``forward`` returns ``cat([encoder(view1), encoder(view2)])``, the layout
-    :func:`nt_xent` expects, so that :func:`dlbook.train.fit` can train it
-    with ``loss_fn=lambda z, _: nt_xent(z)``. The representation is
+    ``forward`` returns ``cat([encoder(view1), encoder(view2)])``, so that
+    :func:`dlbook.train.fit` can train it with
+    ``loss_fn=lambda z, _: dlbook.similarity.nt_xent(*z.chunk(2))``.
+    The representation is
     ``self.encoder``. Shapes: ``(B, 64) -> (2B, d)``.
     """
 

@@ -1,13 +1,20 @@
 """How ReLU networks extrapolate (Xu et al., 2021; chapter ``ood``): evaluate a
 network along rays that leave the training support and measure how linear it
-is there.
+is there, and generate the arithmetic tasks on which the chapter measures what
+that means for algorithmic tasks.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["along_ray", "linearity_r2", "second_differences"]
+#: The binary operations of :func:`arithmetic_task`: addition is linear, the
+#: maximum is piecewise linear and linear on every ray from the origin, the
+#: product is quadratic along rays.
+ARITHMETIC_OPS = ("add", "max", "mul")
+
+__all__ = ["along_ray", "linearity_r2", "second_differences", "ARITHMETIC_OPS",
+           "arithmetic_task", "relative_error"]
 
 
 @torch.no_grad()
@@ -45,3 +52,30 @@ def second_differences(values: torch.Tensor) -> torch.Tensor:
     """``v[i+1] - 2 v[i] + v[i-1]``: zero wherever a function on an evenly
     spaced grid is affine across three points. Shape: ``(T,)`` -> ``(T-2,)``."""
     return values[2:] - 2 * values[1:-1] + values[:-2]
+
+
+def arithmetic_task(op: str, n: int, low: float = 0.0, high: float = 1.0,
+                    generator: torch.Generator | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs ``(a, b)`` drawn uniformly from ``[low, high]^2`` and the target
+    ``a + b``, ``max(a, b)`` or ``a * b`` (``op`` in ``ARITHMETIC_OPS``).
+
+    Train on one range and test on a disjoint one to measure extrapolation.
+    Returns ``X (n, 2)`` and ``y (n, 1)``.
+    """
+    if op not in ARITHMETIC_OPS:
+        raise ValueError(f"op must be one of {ARITHMETIC_OPS}, got {op!r}")
+    if n < 1 or not low < high:
+        raise ValueError(f"need n >= 1 and low < high, got {n}, {low}, {high}")
+    X = low + (high - low) * torch.rand(n, 2, generator=generator)
+    a, b = X[:, :1], X[:, 1:]
+    y = {"add": a + b, "max": torch.maximum(a, b), "mul": a * b}[op]
+    return X, y
+
+
+def relative_error(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean absolute error divided by the mean absolute target,
+    ``mean|pred - target| / mean|target|``. Shapes: equal; returns a float."""
+    if pred.shape != target.shape:
+        raise ValueError(f"shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+    return float((pred - target).abs().mean() / target.abs().mean().clamp(min=1e-300))

@@ -8,13 +8,15 @@ says so.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
 F = nn.functional
 
 __all__ = ["pair_contrastive_loss", "triplet_loss", "info_nce", "nt_xent",
-           "clip_loss"]
+           "clip_loss", "batched_loss"]
 
 
 def _check_pair(name1: str, z1: torch.Tensor, name2: str, z2: torch.Tensor):
@@ -118,3 +120,31 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor,
     target = torch.arange(len(zi), device=zi.device)
     return 0.5 * (F.cross_entropy(logits, target)
                   + F.cross_entropy(logits.T, target))
+
+
+def batched_loss(loss_fn: Callable, batch_size: int) -> Callable:
+    """Score a contrastive loss on a large batch in chunks of ``batch_size``.
+
+    A contrastive loss depends on the batch: its negatives are the other
+    examples in it. :func:`dlbook.train.fit` measures the training loss on the
+    whole training set after every epoch, which for NT-Xent on ``N`` images
+    means a ``(2N, 2N)`` score matrix and a different quantity from the one
+    trained. The wrapper returns ``loss_fn`` unchanged on outputs of at most
+    ``batch_size`` examples, and otherwise the mean of ``loss_fn`` over
+    consecutive chunks of ``batch_size`` (computed without gradient).
+    Shapes: ``out (2, N, d)`` (two views or two towers), ``y (N,)``.
+    """
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2, got {batch_size}")
+
+    def chunked(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n = out.shape[1]
+        if n <= batch_size:
+            return loss_fn(out, y)
+        b = batch_size
+        with torch.no_grad():  # a last chunk of one example has no negative: skip it
+            parts = [loss_fn(out[:, i:i + b], y[i:i + b])
+                     for i in range(0, n, b) if n - i >= 2]
+        return torch.stack(parts).mean()
+
+    return chunked

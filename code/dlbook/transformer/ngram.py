@@ -15,6 +15,16 @@ __all__ = ["NGramLM"]
 SMOOTHINGS = ("add-k", "interpolated")
 
 
+def check_ids(ids: torch.Tensor, vocab_size: int) -> np.ndarray:
+    """The token ids ``ids`` (any shape) as a flat int64 array, checked to lie
+    in ``[0, vocab_size)``."""
+    x = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if x.size and (x.min() < 0 or x.max() >= vocab_size):
+        raise ValueError(f"ids must lie in [0, {vocab_size}), got range "
+                         f"[{x.min()}, {x.max()}]")
+    return x
+
+
 class NGramLM:
     """An order-``order`` character model over ``vocab_size`` symbols.
 
@@ -53,11 +63,7 @@ class NGramLM:
         return self
 
     def _check(self, ids: torch.Tensor) -> np.ndarray:
-        x = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if x.size and (x.min() < 0 or x.max() >= self.V):
-            raise ValueError(f"ids must lie in [0, {self.V}), got range "
-                             f"[{x.min()}, {x.max()}]")
-        return x
+        return check_ids(ids, self.V)
 
     def _table(self, m: int) -> np.ndarray:
         """``P(c | h)`` for histories of length ``m - 1``: shape ``(V,) * m``."""
