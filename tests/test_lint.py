@@ -153,3 +153,10 @@ def test_index_entries_are_counted():
             "```{index} single: convolution; transposed\n```\n"
             ":::{index}\n:name: idx-a\nsingle: pooling\npair: graph; network\n:::\n")
     assert lint_book.index_entries(text) == 5
+
+
+def test_lint_finds_a_plot_that_is_not_a_captioned_figure():
+    text = ("```{code-cell} ipython3\nfig, ax = plt.subplots()\nplt.show()\n```\n\n"
+            "```{code-cell} ipython3\n:tags: [remove-cell]\nfig, ax = plt.subplots()\n```\n")
+    figs = lint_book.check_figures("book/x/plot", text)
+    assert figs == ["book/x/plot.md:1: an image without a captioned figure"], figs
