@@ -26,7 +26,8 @@ D64 = torch.float64
 def test_gaussian_log_ratio_matches_scipy():
     x = torch.linspace(-3, 3, 41, dtype=D64)
     ours = T.gaussian_log_ratio(x, 0.5, 0.5, 0.0, 0.3)
-    ref = stats.norm(0.0, 0.3).logpdf(x.numpy()) - stats.norm(0.5, 0.5).logpdf(x.numpy())
+    xn = x.numpy()
+    ref = stats.norm(0.0, 0.3).logpdf(xn) - stats.norm(0.5, 0.5).logpdf(xn)
     np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="std"):
         T.gaussian_log_ratio(x, 0.0, -1.0, 0.0, 1.0)
@@ -212,7 +213,8 @@ def test_in_context_regressor_ignores_context_order_and_query_label():
     model = T.InContextRegressor(3, 16, 1, 2, generator=torch_generator(8)).double()
     X, y = T.regression_tasks(5, 7, 3, generator=torch_generator(9), dtype=D64)
     p = model(X, y)
-    perm = torch.cat([torch.randperm(7, generator=torch_generator(1)), torch.tensor([7])])
+    perm = torch.cat([torch.randperm(7, generator=torch_generator(1)),
+                      torch.tensor([7])])
     assert torch.allclose(model(X[:, perm], y[:, perm]), p)
     y2 = y.clone()
     y2[:, -1] = 100.0
