@@ -160,3 +160,13 @@ def test_lint_finds_a_plot_that_is_not_a_captioned_figure():
             "```{code-cell} ipython3\n:tags: [remove-cell]\nfig, ax = plt.subplots()\n```\n")
     figs = lint_book.check_figures("book/x/plot", text)
     assert figs == ["book/x/plot.md:1: an image without a captioned figure"], figs
+
+
+def test_lint_finds_a_figure_inside_a_solution():
+    text = ("```{solution-start} ex-a\n:class: dropdown\n```\n\n"
+            "```{code-cell} ipython3\n---\nmystnb:\n  figure:\n    caption: A plot.\n"
+            "    name: fig-a\n  image:\n    alt: A line.\n---\nplt.show()\n```\n\n"
+            "```{solution-end}\n```\n")
+    figs = lint_book.check_figures("book/x/sol", text)
+    assert any(p.startswith("book/x/sol.md:5:") and "inside a solution" in p
+               for p in figs), figs

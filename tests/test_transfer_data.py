@@ -222,6 +222,72 @@ def test_in_context_regressor_ignores_context_order_and_query_label():
     assert p.shape == (5,)
 
 
+def _train_icl(seed: int, steps: int = 2000, d: int = 2, noise: float = 0.1):
+    icl = T.InContextRegressor(d, 32, 2, 2, generator=torch_generator(seed))
+    opt = torch.optim.Adam(icl.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps,
+                                                pct_start=0.1)
+    g = torch_generator(seed + 1)
+    for _ in range(steps):
+        n = int(torch.randint(1, 11, (1,), generator=g))
+        Xb, yb = T.regression_tasks(64, n, d, noise=noise, generator=g)
+        loss = ((icl(Xb, yb) - yb[:, -1]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return icl
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_in_context_orderings_hold_for_other_seeds(seed):
+    """The chapter's orderings (seed 0) rerun with two other training seeds."""
+    icl, d, noise = _train_icl(seed), 2, 0.1
+    g = torch_generator(99)
+    tf, gd, ridge, ls = [], [], [], []
+    for n in [1, 2, 3, 4, 6, 8, 10]:
+        X, y = T.regression_tasks(2000, n, d, noise=noise, generator=g)
+        with torch.no_grad():
+            for out, p in [(tf, icl(X, y)), (gd, T.gd_predictions(X, y, n / (n + d + 1))),
+                           (ridge, T.ridge_predictions(X, y, noise ** 2)),
+                           (ls, T.ridge_predictions(X, y, 0.0))]:
+                out.append(((p - y[:, -1]) ** 2).mean().item())
+    tf, gd, ridge, ls = map(np.array, (tf, gd, ridge, ls))
+    assert (tf[1:] < gd[1:]).all()
+    assert tf[-1] > 2 * ridge[-1]
+    assert ls[1] > 3 * tf[1]
+    assert np.all(np.diff(tf) < 0)
+
+
+@pytest.mark.slow
+def test_reverse_validation_prefers_some_adaptation():
+    """Reverse validation (no target labels) scores a positive lambda above
+    source-only training and above a too-large lambda, as in the chapter."""
+    data = digits(seed=0, val_size=0.25)
+    perm = torch.randperm(len(data.y_train), generator=torch_generator(5))
+    nv = len(perm) // 5
+    Xs, ys = data.X_train[perm[nv:]], data.y_train[perm[nv:]]
+    Xv, yv = data.X_train[perm[:nv]], data.y_train[perm[:nv]]
+    pool = rotate_images(data.X_val, 30.0)
+    score = {}
+    for lam in [0.0, 0.03, 0.3]:
+        r = []
+        for s in range(2):
+            m = T.DANN([64, 64], 10, generator=torch_generator(s))
+            T.train_dann(m, (Xs, ys), pool, T.DANNConfig(lambd=lam, steps=400),
+                         generator=torch_generator(s))
+            with torch.no_grad():
+                pseudo = m(pool).argmax(1)
+            rev = T.DANN([64, 64], 10, generator=torch_generator(s + 10))
+            T.train_dann(rev, (pool, pseudo), Xs, T.DANNConfig(lambd=lam, steps=400),
+                         generator=torch_generator(s + 10))
+            with torch.no_grad():
+                r.append(accuracy(rev(Xv), yv))
+        score[lam] = np.mean(r)
+    assert score[0.03] > score[0.0] and score[0.03] > score[0.3]
+
+
 # --- meta-learning -----------------------------------------------------------
 def test_sinusoid_tasks_shapes_and_ranges():
     xs, ys, xq, yq = T.sinusoid_tasks(6, 4, generator=torch_generator(0))

@@ -143,10 +143,17 @@ def check_import_order() -> list[str]:
 def check_figures(doc: str, text: str) -> list[str]:
     """Figure cells need a caption, a label and alt text without numbers."""
     problems = []
+    lines = text.split("\n")
+    starts = [i + 1 for i, l in enumerate(lines) if l.startswith("```{solution-start}")]
+    ends = [i + 1 for i, l in enumerate(lines) if l.startswith("```{solution-end}")]
+    solutions = list(zip(starts, ends))
     for cell in code_cells(text):
         mystnb = cell.options.get("mystnb") or {}
         fig, img = mystnb.get("figure"), mystnb.get("image") or {}
         where = f"{doc}.md:{cell.fence}"
+        if fig is not None and any(a < cell.fence < b for a, b in solutions):
+            problems.append(f"{where}: a figure inside a solution (a LaTeX float "
+                            "in a box breaks the PDF); print the numbers instead")
         if fig is None:
             tags = cell.options.get("tags") or []
             draws = any(k in cell.source for k in ("plt.show()", "plt.subplots("))
