@@ -121,17 +121,30 @@ def _time_allreduce(cfg: DDPConfig) -> list[float]:
     return out
 
 
-def ddp_worker(rank: int, world: int, cfg: DDPConfig, port: int,
-               out_path: str | None, timeout_s: float = 60.0) -> None:
+def ddp_worker(rank: int, world: int, cfg: DDPConfig, port: int | None,
+               out_path: str | None, timeout_s: float = 60.0,
+               store_path: str | None = None) -> None:
     """One process of :func:`run_ddp`: join the gloo group, train, time the
     all-reduce, and (rank 0) save ``{"state", "allreduce_s"}`` to
-    ``out_path``. A collective that waits longer than ``timeout_s`` seconds
-    for a peer (one that died) raises instead of hanging."""
+    ``out_path``. The processes meet through a file, ``store_path``, when it
+    is given (one machine; a fresh path per run), and otherwise through the
+    TCP store at ``MASTER_ADDR:MASTER_PORT`` (``port`` if the variable is
+    unset), as under torchrun. A collective that waits longer than
+    ``timeout_s`` seconds for a peer (one that died) raises instead of
+    hanging."""
     torch.set_num_threads(1)
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world,
-                            timeout=timedelta(seconds=timeout_s))
+    timeout = timedelta(seconds=timeout_s)
+    if store_path is not None:
+        store = dist.FileStore(store_path, world)
+        dist.init_process_group("gloo", store=store, rank=rank,
+                                world_size=world, timeout=timeout)
+    else:
+        if port is None and "MASTER_PORT" not in os.environ:
+            raise ValueError("give port, store_path or MASTER_PORT")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(port))
+        dist.init_process_group("gloo", rank=rank, world_size=world,
+                                timeout=timeout)
     try:
         model = _train_ddp(cfg, rank, world)
         times = _time_allreduce(cfg)
@@ -165,8 +178,9 @@ def run_ddp(cfg: DDPConfig, world_size: int = 2,
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "rank0.pt")
         ctx = mp.start_processes(
-            ddp_worker, args=(world_size, cfg, free_port(), path,
-                              min(60.0, timeout_s)),
+            ddp_worker, args=(world_size, cfg, None, path,
+                              min(60.0, timeout_s),
+                              os.path.join(tmp, "store")),
             nprocs=world_size, join=False, start_method=start_method)
         deadline = time.monotonic() + timeout_s
         try:
