@@ -312,8 +312,9 @@ def test_train_dpo_widens_the_margin():
 
 # --- the chapter's claims at small size --------------------------------------
 
-@pytest.mark.slow
-def test_finetuning_teaches_the_task_and_contamination_inflates():
+def _pretrained_small() -> tuple[transformer.GPT, CharVocab]:
+    """The chapter's pretraining at test size: a 2-layer GPT, 200 steps on the
+    python-docs corpus less its last 50,000 characters."""
     text = text_corpus("python-docs")
     vocab = CharVocab.from_text(text)
     ids = vocab.encode(text)[:-50_000]
@@ -322,6 +323,12 @@ def test_finetuning_teaches_the_task_and_contamination_inflates():
     g = torch_generator(0)
     gpt = transformer.GPT(cfg, generator=g)
     transformer.train_lm(gpt, ids, steps=200, batch_size=32, lr=1e-2, generator=g)
+    return gpt, vocab
+
+
+@pytest.mark.slow
+def test_finetuning_teaches_the_task_and_contamination_inflates():
+    gpt, vocab = _pretrained_small()
     exs = LM.instruction_set(1000, seed=5)
     train, leak, clean = exs[:700], exs[700:800], exs[800:]
     X, y = LM.encode_examples(train + 4 * leak, vocab)
@@ -345,14 +352,7 @@ def test_finetuning_teaches_the_task_and_contamination_inflates():
 def test_lora_catches_up_with_more_steps():
     """LoRA's deficit at a fixed budget is one of speed: with three times the
     epochs, rank 8 passes what full finetuning reached at the short budget."""
-    text = text_corpus("python-docs")
-    vocab = CharVocab.from_text(text)
-    ids = vocab.encode(text)[:-50_000]
-    cfg = transformer.GPTConfig(len(vocab), 32, n_layer=2, n_head=4, d_model=48,
-                                positions="rotary")
-    g = torch_generator(0)
-    gpt = transformer.GPT(cfg, generator=g)
-    transformer.train_lm(gpt, ids, steps=200, batch_size=32, lr=1e-2, generator=g)
+    gpt, vocab = _pretrained_small()
     exs = LM.instruction_set(1000, seed=5)
     X, y = LM.encode_examples(exs[:800], vocab)
     Xc, yc = LM.encode_examples(exs[800:], vocab)

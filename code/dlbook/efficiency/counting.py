@@ -44,6 +44,19 @@ def _layer_flops(m: nn.Module, out: torch.Tensor) -> int:
     return 2 * out.numel() * fan_in
 
 
+def _run_hooked(model: nn.Module, example: torch.Tensor, hook,
+                modules: list[nn.Module]) -> None:
+    """Run ``model(example)`` without gradients with the forward ``hook`` on
+    each of ``modules``, removing the hooks afterwards even on error."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def count_flops(model: nn.Module, example: torch.Tensor) -> FlopCount:
     """Forward FLOPs of ``model`` on the batch ``example``, by forward hooks.
 
@@ -60,14 +73,8 @@ def count_flops(model: nn.Module, example: torch.Tensor) -> FlopCount:
     def hook(m, _inp, out):
         by_layer[names[m]] = by_layer.get(names[m], 0) + _layer_flops(m, out)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, _COUNTED)]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
+    _run_hooked(model, example, hook,
+                [m for m in model.modules() if isinstance(m, _COUNTED)])
     # a module with parameters of its own that no rule covers (leaf or not,
     # e.g. the in-projection of nn.MultiheadAttention), or a counted module
     # whose forward never ran (its weight was used functionally)
@@ -90,14 +97,8 @@ def count_activations(model: nn.Module, example: torch.Tensor) -> int:
         if isinstance(out, torch.Tensor):
             total += out.numel()
 
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
+    _run_hooked(model, example, hook,
+                [m for m in model.modules() if not list(m.children())])
     return total
 
 
